@@ -1,0 +1,124 @@
+//! What a loaded graph takes and gives: the model introspection that wasi-nn has no word for.
+use crate::format::Format;
+use crate::tensor::{datum_name, ElementType, TensorData};
+use tract_hir::infer::{Factoid, InferenceFact};
+use tract_onnx::prelude::*;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dim {
+    Fixed(u64),
+    /// A named dimension (`batch`), fixed only by the tensors given to `compute`.
+    Symbolic(String),
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoInfo {
+    pub name: String,
+    /// The model's own element type, when the model states it.
+    pub datum: Option<DatumType>,
+    /// None when the rank itself is unknown.
+    pub shape: Option<Vec<Dim>>,
+}
+
+impl IoInfo {
+    pub fn element_name(&self) -> String {
+        self.datum.map(datum_name).unwrap_or_else(|| "?".into())
+    }
+
+    pub fn carrier(&self) -> Option<ElementType> {
+        self.datum.and_then(ElementType::carrier_for)
+    }
+
+    /// `f32[batch,1,8,8]`, in the same notation as [`TensorData::signature`].
+    pub fn signature(&self) -> String {
+        let ty = match (self.datum, self.carrier()) {
+            (Some(dt), Some(c)) if datum_name(dt) != c.as_str() => {
+                format!("{} (as {})", datum_name(dt), c.as_str())
+            }
+            _ => self.element_name(),
+        };
+        let dt_name = ty;
+        match &self.shape {
+            None => format!("{dt_name}[..]"),
+            Some(dims) => {
+                let d: Vec<String> = dims
+                    .iter()
+                    .map(|d| match d {
+                        Dim::Fixed(n) => n.to_string(),
+                        Dim::Symbolic(s) => s.clone(),
+                        Dim::Unknown => "?".into(),
+                    })
+                    .collect();
+                format!("{dt_name}[{}]", d.join(","))
+            }
+        }
+    }
+
+    /// Whether a tensor's dims fit this declaration (symbolic and unknown dims take anything).
+    pub fn shape_accepts(&self, t: &TensorData) -> bool {
+        match &self.shape {
+            None => true,
+            Some(dims) => {
+                dims.len() == t.dims.len()
+                    && dims.iter().zip(&t.dims).all(|(d, &n)| match d {
+                        Dim::Fixed(f) => *f == n as u64,
+                        _ => true,
+                    })
+            }
+        }
+    }
+
+    /// The concrete shape, when every dim is fixed.
+    pub fn concrete_shape(&self) -> Option<Vec<usize>> {
+        self.shape
+            .as_ref()?
+            .iter()
+            .map(|d| match d {
+                Dim::Fixed(n) => usize::try_from(*n).ok(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub(crate) fn from_inference(name: String, fact: &InferenceFact) -> IoInfo {
+        let datum = fact.datum_type.concretize();
+        let shape = if fact.shape.is_open() {
+            None
+        } else {
+            Some(
+                fact.shape
+                    .dims()
+                    .map(|d| d.concretize().map(dim_of).unwrap_or(Dim::Unknown))
+                    .collect(),
+            )
+        };
+        IoInfo { name, datum, shape }
+    }
+
+    pub(crate) fn from_typed(name: String, fact: &TypedFact) -> IoInfo {
+        IoInfo {
+            name,
+            datum: Some(fact.datum_type),
+            shape: Some(fact.shape.iter().map(|d| dim_of(d.clone())).collect()),
+        }
+    }
+}
+
+fn dim_of(d: TDim) -> Dim {
+    match d {
+        TDim::Val(v) if v >= 0 => Dim::Fixed(v as u64),
+        TDim::Val(_) => Dim::Unknown,
+        TDim::Sym(s) => Dim::Symbolic(s.to_string()),
+        other => Dim::Symbolic(other.to_string()),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphInfo {
+    pub format: Format,
+    /// Lower-case hex sha256 of the model bytes, as in `models/manifest.json`.
+    pub sha256: String,
+    pub inputs: Vec<IoInfo>,
+    pub outputs: Vec<IoInfo>,
+}

@@ -1,0 +1,76 @@
+//! Errors in wasi-nn terms: a code a program can branch on and a message a person can act on.
+use std::fmt;
+
+/// Mirrors `wasi:nn/errors.error-code`, so the native engine and the component report alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidArgument,
+    InvalidEncoding,
+    Timeout,
+    RuntimeError,
+    UnsupportedOperation,
+    TooLarge,
+    NotFound,
+    Security,
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The kebab-case name used in the WIT and in every user-facing message.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidArgument => "invalid-argument",
+            ErrorCode::InvalidEncoding => "invalid-encoding",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::RuntimeError => "runtime-error",
+            ErrorCode::UnsupportedOperation => "unsupported-operation",
+            ErrorCode::TooLarge => "too-large",
+            ErrorCode::NotFound => "not-found",
+            ErrorCode::Security => "security",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NnError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl NnError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        NnError {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidArgument, message)
+    }
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::TooLarge, message)
+    }
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::UnsupportedOperation, message)
+    }
+    pub fn runtime(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::RuntimeError, message)
+    }
+}
+
+impl fmt::Display for NnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for NnError {}
+
+pub type NnResult<T> = Result<T, NnError>;
+
+/// tract's errors are anyhow chains; keep every level, they say where in the model it failed.
+pub fn describe_tract_error(e: &tract_onnx::prelude::TractError) -> String {
+    let parts: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    parts.join(": ")
+}

@@ -1,0 +1,24 @@
+//! The secure-context inference engine: tract (ONNX, TFLite) behind the wasi-nn model of
+//! graphs, execution contexts and tensors.
+//!
+//! The same code is the `inference` WebAssembly component (see `component`, built for
+//! `wasm32-wasip2`) and a native library the host links to compare against.
+pub mod describe;
+pub mod error;
+pub mod format;
+pub mod graph;
+pub mod limits;
+pub mod tensor;
+
+#[cfg(target_arch = "wasm32")]
+mod component;
+
+pub use describe::{Dim, GraphInfo, IoInfo};
+pub use error::{ErrorCode, NnError, NnResult};
+pub use format::{Encoding, Format};
+pub use graph::{sha256_hex, Graph};
+pub use limits::Limits;
+pub use tensor::{ElementType, TensorData};
+
+/// The tract version compiled in, for status displays.
+pub const TRACT_VERSION: &str = "0.23.9";

@@ -1,0 +1,180 @@
+//! `secure-context bench`: per model, load time and latency of the component on wasmtime, the
+//! same engine native, and onnxruntime (1 thread, via scripts/ort_bench.py), in one run.
+use crate::backend::{dummy_input, encoding_for};
+use crate::backend::{Backend, Native};
+use crate::runtime::WasmBackend;
+use anyhow::{Context, Result};
+use serde_json::json;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// NAME=PATH of a model to measure; repeat. Inputs are arange(n)/n, free dims set to 1.
+    #[arg(long = "model", value_name = "NAME=PATH", required = true)]
+    models: Vec<String>,
+    /// Timed runs per engine and model (after one warm-up run).
+    #[arg(long, default_value_t = 30)]
+    runs: usize,
+    /// Also measure onnxruntime with this Python script (prints JSON); skip when absent.
+    #[arg(long, default_value = "scripts/ort_bench.py")]
+    ort_script: PathBuf,
+    /// Write results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+struct Figures {
+    load_ms: f64,
+    median_ms: f64,
+    p95_ms: f64,
+}
+
+fn measure(backend: &mut dyn Backend, bytes: &[u8], path: &Path, runs: usize) -> Result<Figures> {
+    let started = Instant::now();
+    let graph = backend.load(bytes, encoding_for(path))?;
+    let load_ms = ms(started.elapsed());
+    let desc = backend.describe(graph)?;
+    let inputs: Vec<_> = desc
+        .inputs
+        .iter()
+        .map(|d| Ok((d.name.clone(), dummy_input(d)?)))
+        .collect::<Result<_>>()?;
+    backend.compute(graph, inputs.clone())?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        backend.compute(graph, inputs.clone())?;
+        times.push(ms(t.elapsed()));
+    }
+    backend.unload(graph);
+    times.sort_by(f64::total_cmp);
+    Ok(Figures {
+        load_ms,
+        median_ms: percentile(&times, 0.5),
+        p95_ms: percentile(&times, 0.95),
+    })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn onnxruntime(script: &Path, model: &Path, runs: usize) -> Option<Figures> {
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(model)
+        .arg("--runs")
+        .arg(runs.to_string())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "onnxruntime bench failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    Some(Figures {
+        load_ms: v["load_ms"].as_f64()?,
+        median_ms: v["median_ms"].as_f64()?,
+        p95_ms: v["p95_ms"].as_f64()?,
+    })
+}
+
+fn sizes(wasm: &Path) -> Result<(usize, usize, usize)> {
+    let raw = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&raw)?;
+    let gz = gz.finish()?.len();
+    let mut br = Vec::new();
+    let params = brotli::enc::BrotliEncoderParams {
+        quality: 11,
+        lgwin: 24,
+        ..Default::default()
+    };
+    brotli::BrotliCompress(&mut &raw[..], &mut br, &params)?;
+    Ok((raw.len(), gz, br.len()))
+}
+
+fn fig_json(f: &Option<Figures>) -> serde_json::Value {
+    match f {
+        Some(f) => json!({"load_ms": f.load_ms, "median_ms": f.median_ms, "p95_ms": f.p95_ms}),
+        None => serde_json::Value::Null,
+    }
+}
+
+pub fn run(args: &BenchArgs, wasm: &Path) -> Result<()> {
+    let (raw, gz, br) = sizes(wasm)?;
+    println!(
+        "engine component {}: {raw} bytes raw, {gz} gzip -9, {br} brotli -11",
+        wasm.display()
+    );
+    let mut component = WasmBackend::new(wasm, Duration::from_secs(600))?;
+    let mut native = Native::default();
+    let mut rows = vec![];
+    println!(
+        "{:<18} {:>10} {:>10} {:>10} | {:>10} {:>10} {:>10} | {:>9} {:>9}",
+        "model", "wasm load", "native", "ort", "wasm med", "native", "ort", "wasm/nat", "wasm/ort"
+    );
+    for spec in &args.models {
+        let (name, path) = spec
+            .split_once('=')
+            .with_context(|| format!("--model {spec}: expected NAME=PATH"))?;
+        let path = Path::new(path);
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let w = measure(&mut component, &bytes, path, args.runs)?;
+        let n = measure(&mut native, &bytes, path, args.runs)?;
+        let o = if args.ort_script.is_file() {
+            onnxruntime(&args.ort_script, path, args.runs)
+        } else {
+            None
+        };
+        let ort_load = o
+            .as_ref()
+            .map_or("-".into(), |o| format!("{:.2}", o.load_ms));
+        let ort_med = o
+            .as_ref()
+            .map_or("-".into(), |o| format!("{:.3}", o.median_ms));
+        let ratio_ort = o
+            .as_ref()
+            .map_or("-".into(), |o| format!("{:.2}x", w.median_ms / o.median_ms));
+        println!(
+            "{:<18} {:>10.2} {:>10.2} {:>10} | {:>10.3} {:>10.3} {:>10} | {:>8.2}x {:>9}",
+            name,
+            w.load_ms,
+            n.load_ms,
+            ort_load,
+            w.median_ms,
+            n.median_ms,
+            ort_med,
+            w.median_ms / n.median_ms,
+            ratio_ort
+        );
+        rows.push(json!({
+            "model": name, "file": path.display().to_string(), "bytes": bytes.len(),
+            "component": fig_json(&Some(w)), "native": fig_json(&Some(n)), "onnxruntime": fig_json(&o),
+        }));
+    }
+    println!(
+        "(ms; median of {} runs after one warm-up; onnxruntime with 1 intra-op thread)",
+        args.runs
+    );
+    if let Some(path) = &args.json {
+        let doc = json!({
+            "engine_bytes": {"raw": raw, "gzip": gz, "brotli": br},
+            "runs": args.runs,
+            "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), "arch": std::env::consts::ARCH},
+            "models": rows,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc)?)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""onnxruntime (1 intra-op thread) load time and latency for one model, as JSON.
+
+Inputs follow onnx's backend runner: arange(n)/n, free dimensions set to 1 -- the same inputs
+`secure-context bench` gives the engine.
+"""
+import argparse
+import json
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
+          "tensor(int32)": np.int32, "tensor(uint8)": np.uint8}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("--runs", type=int, default=30)
+    args = ap.parse_args()
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    t0 = time.perf_counter()
+    sess = ort.InferenceSession(args.model, opts, providers=["CPUExecutionProvider"])
+    load_ms = (time.perf_counter() - t0) * 1e3
+    feeds = {}
+    for i in sess.get_inputs():
+        shape = [d if isinstance(d, int) else 1 for d in i.shape]
+        n = int(np.prod(shape))
+        feeds[i.name] = (np.arange(n).reshape(shape) / n).astype(DTYPES[i.type])
+    sess.run(None, feeds)
+    times = []
+    for _ in range(args.runs):
+        t = time.perf_counter()
+        sess.run(None, feeds)
+        times.append((time.perf_counter() - t) * 1e3)
+    times.sort()
+    pick = lambda q: times[round((len(times) - 1) * q)]
+    print(json.dumps({"load_ms": load_ms, "median_ms": pick(0.5), "p95_ms": pick(0.95)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Shared fixtures for the Python test suite (run from anywhere: pytest tests/python)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def models_dir(repo_root) -> Path:
+    return repo_root / "models"
+
+
+@pytest.fixture(scope="session")
+def manifest(models_dir) -> dict:
+    return json.loads((models_dir / "manifest.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def digits_test_set(models_dir):
+    import numpy as np
+
+    return (np.load(models_dir / "digits-test" / "x.npy"),
+            np.load(models_dir / "digits-test" / "y.npy"))
+
+
+@pytest.fixture(scope="session")
+def ort_digits(models_dir):
+    """onnxruntime session for digits.onnx, pinned to one thread so its float
+    summation order (and so its output) is reproducible run to run."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(str(models_dir / "digits.onnx"), so,
+                                providers=["CPUExecutionProvider"])
