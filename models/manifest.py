@@ -43,6 +43,29 @@ MODELS = [
         ),
         "test_set": {"inputs": "digits-test/x.npy", "labels": "digits-test/y.npy"},
     },
+    {
+        "name": "tiny-conv",
+        "file": "tiny-conv.tflite",
+        "format": "tflite",
+        "labels": [str(d) for d in range(10)],
+        "source": (
+            "Built by models/make_tflite_fixture.py without TensorFlow (PyPI tflite "
+            "flatbuffer builders; weights trained in numpy, fixed seeds) on the same "
+            "scikit-learn load_digits split as digits. CONV_2D(3x3, 8, SAME, RELU) -> "
+            "MAX_POOL_2D(2x2) -> RESHAPE -> FULLY_CONNECTED(10) -> SOFTMAX. Input is "
+            "NHWC with batch fixed at 1, pixels raw 0..16 divided by 16: an image from "
+            "digits-test/x.npy fits as x[i].reshape(1, 8, 8, 1)."
+        ),
+        "license": "MIT",
+        "data_license": (
+            "BSD-3-Clause (scikit-learn, which bundles the data as "
+            "sklearn/datasets/data/digits.csv.gz)"
+        ),
+        # Written by hand (see describe()); tests/python/test_tflite.py checks them
+        # against ai-edge-litert and the engine.
+        "inputs": [{"name": "input", "dtype": "float32", "shape": [1, 8, 8, 1]}],
+        "outputs": [{"name": "probabilities", "dtype": "float32", "shape": [1, 10]}],
+    },
 ]
 
 

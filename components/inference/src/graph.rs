@@ -27,7 +27,7 @@ struct PlanInput {
 }
 type PlanKey = Vec<PlanInput>;
 
-/// Integer inputs up to this size may be folded into a plan as constants.
+/// Inputs up to this size may be folded into a plan as constants.
 const MAX_OPERAND_ELEMENTS: usize = 64;
 
 enum Base {
@@ -189,12 +189,11 @@ impl Graph {
             limits,
         };
         // Fully fixed inputs: optimize now, so a model that cannot run fails at load.
-        // (Unless some inputs are operands tract wants as constants: their values come later.)
+        // (Unless small inputs may be operands tract wants as constants: their values come later.)
         if let Some(key) = graph.fixed_key() {
-            let has_operands = key.iter().any(|k| {
-                matches!(k.dt, DatumType::I64 | DatumType::I32)
-                    && k.shape.iter().product::<usize>() <= MAX_OPERAND_ELEMENTS
-            });
+            let has_operands = key
+                .iter()
+                .any(|k| k.shape.iter().product::<usize>() <= MAX_OPERAND_ELEMENTS);
             match graph.plan_for(&key) {
                 Err(e) if !(has_operands && e.code == ErrorCode::InvalidArgument) => return Err(e),
                 _ => {}
@@ -311,9 +310,9 @@ impl Graph {
         Ok(plan)
     }
 
-    /// The plan for these inputs. tract needs some operands (axes, shapes, pads, slice bounds)
-    /// as constants; models that take them as inputs get a plan specialised on their values,
-    /// for small integer inputs only, once plain shapes have failed.
+    /// The plan for these inputs. tract needs some operands (axes, shapes, pads, slice bounds,
+    /// resize scales) as constants; models that take them as inputs get a plan specialised on
+    /// the values of their small inputs, once plain shapes have failed.
     fn plan_for_inputs(&self, tensors: &[Tensor]) -> NnResult<Plan> {
         let by_shape = |t: &Tensor| PlanInput {
             dt: t.datum_type(),
@@ -324,10 +323,7 @@ impl Graph {
             value: Some(Arc::new(t.clone())),
             ..by_shape(t)
         };
-        let is_operand = |t: &Tensor| {
-            matches!(t.datum_type(), DatumType::I64 | DatumType::I32)
-                && t.len() <= MAX_OPERAND_ELEMENTS
-        };
+        let is_operand = |t: &Tensor| t.len() <= MAX_OPERAND_ELEMENTS;
         let specialised = self.by_value.load(Ordering::Relaxed);
         if !specialised {
             let key: PlanKey = tensors.iter().map(by_shape).collect();

@@ -1,0 +1,694 @@
+// The sandbox: the document in the engine iframe. It owns the model bytes and the engine
+// worker; the embedding page only ever sees messages.
+//
+// Trust: messages are accepted only when event.source === window.parent and event.origin is
+// in the allowlist (this document's own origin, plus the origins in the `parents` query
+// parameter, comma-separated; `*` is refused). Where the browser says who the parent is
+// (location.ancestorOrigins), that origin must be in the allowlist too. Anything else is
+// dropped without an answer and counted; well-addressed messages with a bad schema are
+// answered with an error and counted as rejected.
+//
+// Requests (parent -> sandbox), all {v: 1, type, id, ...}:
+//   ping                                  -> pong
+//   init   {model, requireIsolation?, timeoutMs?}  -> progress*, ready | error
+//   run    {inputs: {name: {data: Float32Array, shape: number[]}}} -> result | error
+//   status                                -> status
+//   cancel                                -> cancelled {count}
+//   purge                                 -> purged {deleted}
+//   close                                 -> closed
+// Unsolicited: hello (once, at start).
+
+const PROTOCOL_VERSION = 1;
+const CACHE_NAME = "secure-context-models-v1";
+const LIMITS = Object.freeze({
+  maxModelBytes: 256 * 1024 * 1024,
+  maxInputBytes: 64 * 1024 * 1024,
+  maxInputs: 16,
+  maxRank: 8,
+  maxDim: 1 << 24,
+  maxString: 256,
+  minTimeoutMs: 100,
+  maxTimeoutMs: 10 * 60 * 1000,
+});
+const DEFAULT_TIMEOUT_MS = 30000;
+const ENCODINGS = { onnx: "onnx", tflite: "tensorflowlite", tensorflowlite: "tensorflowlite" };
+
+const WORKER_URL = new URL("./worker.js", import.meta.url).href;
+const MANIFEST_URL = new URL("./models/manifest.json", import.meta.url).href;
+
+// Trusted Types: `new Worker(url)` is a sink. The only URL this policy lets through is ours.
+const ttPolicy = globalThis.trustedTypes?.createPolicy("secure-context", {
+  createScriptURL(url) {
+    if (url === WORKER_URL && new URL(url).origin === location.origin) return url;
+    throw new TypeError(`secure-context policy: refusing script URL ${url}`);
+  },
+});
+
+class SandboxError extends Error {
+  /** @param {string} code @param {string} message */
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Configuration: who may talk to us.
+
+const stateEl = document.getElementById("sandbox-state");
+const droppedEl = document.getElementById("sandbox-dropped");
+const rejectedEl = document.getElementById("sandbox-rejected");
+
+function parseAllowlist() {
+  const allowed = new Set([location.origin]);
+  const params = new URL(location.href).searchParams;
+  for (const raw of params.getAll("parents").flatMap((v) => v.split(","))) {
+    const o = raw.trim();
+    if (!o) continue;
+    if (o === "*" || o === "null") throw new SandboxError("config", `parents: "${o}" is not allowed; list exact origins`);
+    let u;
+    try {
+      u = new URL(o);
+    } catch {
+      throw new SandboxError("config", `parents: "${o}" is not an origin`);
+    }
+    if ((u.protocol !== "https:" && u.protocol !== "http:") || u.origin !== o) {
+      throw new SandboxError("config", `parents: "${o}" is not a serialized http(s) origin (like https://example.com)`);
+    }
+    allowed.add(o);
+  }
+  return allowed;
+}
+
+let configError = null;
+/** @type {Set<string>} */ let allowed = new Set();
+try {
+  allowed = parseAllowlist();
+} catch (e) {
+  configError = e;
+}
+/** The parent's origin when the browser tells us (Chromium, WebKit). */
+const ancestor = location.ancestorOrigins?.length ? location.ancestorOrigins[0] : null;
+if (!configError && window.parent === window) {
+  configError = new SandboxError("config", "this document only works inside an iframe");
+} else if (!configError && ancestor !== null && !allowed.has(ancestor)) {
+  configError = new SandboxError("config", `embedded by ${ancestor}, which is not an allowed parent`);
+}
+
+// ---------------------------------------------------------------------------------------
+// State
+
+const counters = {
+  dropped: 0,
+  rejected: 0,
+  runs: 0,
+  errors: 0,
+  timeouts: 0,
+  cancelled: 0,
+  workerStarts: 0,
+  workerRestarts: 0,
+  cacheHits: 0,
+  cacheEvictions: 0,
+};
+const sandboxIsolation = {
+  crossOriginIsolated: self.crossOriginIsolated === true,
+  sharedArrayBuffer: typeof SharedArrayBuffer === "function",
+};
+let state = configError ? "misconfigured" : "idle";
+let workerIsolation = null;
+/** @type {any} */ let model = null; // {name, file, sha256, integrity, size, encoding, labels, verified, source}
+/** @type {Uint8Array | null} */ let modelBytes = null;
+let graphInfo = null;
+let engineVersion = null;
+let timeoutMs = DEFAULT_TIMEOUT_MS;
+let requireIsolation = false;
+let parentOrigin = ancestor;
+const loadTimings = {};
+let cacheNote = null;
+
+function render() {
+  stateEl.textContent = configError ? `${state}: ${configError.message}` : state;
+  droppedEl.textContent = String(counters.dropped);
+  rejectedEl.textContent = String(counters.rejected);
+  document.documentElement.dataset.state = state;
+}
+
+function isolationMode() {
+  const iso = sandboxIsolation.crossOriginIsolated && (workerIsolation?.crossOriginIsolated ?? true);
+  return iso ? "isolated" : "single-threaded";
+}
+
+function statusSnapshot() {
+  const mode = isolationMode();
+  return {
+    protocol: PROTOCOL_VERSION,
+    state,
+    error: configError ? configError.message : undefined,
+    isolation: {
+      sandbox: { ...sandboxIsolation },
+      worker: workerIsolation ? { ...workerIsolation } : null,
+      mode,
+      note: mode === "isolated"
+        ? "cross-origin isolated: SharedArrayBuffer and precise timers are available to the engine"
+        : "not cross-origin isolated: the engine runs single-threaded without SharedArrayBuffer",
+    },
+    model: model ? { ...model } : null,
+    engine: engineVersion ? { version: engineVersion } : null,
+    graph: graphInfo,
+    counters: { ...counters },
+    allowedOrigins: [...allowed],
+    limits: { ...LIMITS, timeoutMs },
+    timings: { ...loadTimings },
+    cache: cacheNote,
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Messages from the parent
+
+/** @param {string} origin @param {object} msg @param {Transferable[]} [transfer] */
+function reply(origin, msg, transfer = []) {
+  window.parent.postMessage({ v: PROTOCOL_VERSION, ...msg }, origin, transfer);
+}
+
+function drop() {
+  counters.dropped++;
+  render();
+}
+
+const SCHEMA = {
+  ping: [],
+  init: ["model", "requireIsolation", "timeoutMs"],
+  run: ["inputs"],
+  status: [],
+  cancel: [],
+  purge: [],
+  close: [],
+};
+
+/** @returns {string | null} what is wrong with msg, or null */
+function validate(msg) {
+  if (msg === null || typeof msg !== "object" || Array.isArray(msg)) return "a message is an object";
+  if (Object.getPrototypeOf(msg) !== Object.prototype) return "a message is a plain object";
+  if (msg.v !== PROTOCOL_VERSION) return `unsupported protocol version ${JSON.stringify(msg.v)}; this sandbox speaks v${PROTOCOL_VERSION}`;
+  if (typeof msg.type !== "string" || !Object.hasOwn(SCHEMA, msg.type)) return `unknown message type ${JSON.stringify(String(msg.type).slice(0, 40))}`;
+  if (!Number.isSafeInteger(msg.id) || msg.id < 0) return "id must be a non-negative safe integer";
+  const allowedKeys = new Set(["v", "type", "id", ...SCHEMA[msg.type]]);
+  for (const k of Object.keys(msg)) if (!allowedKeys.has(k)) return `unexpected field ${JSON.stringify(k.slice(0, 40))} in ${msg.type}`;
+  if (msg.type === "init") {
+    if (typeof msg.model !== "string" || !/^[a-z0-9][a-z0-9._-]{0,63}$/i.test(msg.model)) return "init.model must be a model name";
+    if (msg.requireIsolation !== undefined && typeof msg.requireIsolation !== "boolean") return "init.requireIsolation must be a boolean";
+    if (msg.timeoutMs !== undefined && !(Number.isInteger(msg.timeoutMs) && msg.timeoutMs >= LIMITS.minTimeoutMs && msg.timeoutMs <= LIMITS.maxTimeoutMs)) {
+      return `init.timeoutMs must be an integer in [${LIMITS.minTimeoutMs}, ${LIMITS.maxTimeoutMs}]`;
+    }
+  }
+  if (msg.type === "run") return validateInputs(msg.inputs);
+  return null;
+}
+
+function validateInputs(inputs) {
+  if (!inputs || typeof inputs !== "object" || Object.getPrototypeOf(inputs) !== Object.prototype) return "run.inputs must be an object {name: {data, shape}}";
+  const names = Object.keys(inputs);
+  if (names.length === 0 || names.length > LIMITS.maxInputs) return `run.inputs must name 1..${LIMITS.maxInputs} tensors`;
+  let total = 0;
+  for (const name of names) {
+    if (name.length === 0 || name.length > LIMITS.maxString) return "input names are 1..256 characters";
+    const t = inputs[name];
+    if (!t || typeof t !== "object" || Object.getPrototypeOf(t) !== Object.prototype) return `input ${name}: {data, shape} expected`;
+    for (const k of Object.keys(t)) if (k !== "data" && k !== "shape") return `input ${name}: unexpected field ${JSON.stringify(k.slice(0, 40))}`;
+    if (!(t.data instanceof Float32Array)) return `input ${name}: data must be a Float32Array`;
+    if (!Array.isArray(t.shape) || t.shape.length === 0 || t.shape.length > LIMITS.maxRank) return `input ${name}: shape must be an array of 1..${LIMITS.maxRank} dimensions`;
+    let n = 1;
+    for (const d of t.shape) {
+      if (!Number.isInteger(d) || d < 1 || d > LIMITS.maxDim) return `input ${name}: dimensions are integers in [1, ${LIMITS.maxDim}]`;
+      n *= d;
+    }
+    if (n !== t.data.length) return `input ${name}: shape ${JSON.stringify(t.shape)} holds ${n} values, data has ${t.data.length}`;
+    total += t.data.byteLength;
+    if (total > LIMITS.maxInputBytes) return `inputs exceed ${LIMITS.maxInputBytes} bytes`;
+  }
+  return null;
+}
+
+/** Against the loaded graph: names and fixed dimensions. */
+function checkAgainstGraph(inputs) {
+  if (!graphInfo) return;
+  const declared = new Map(graphInfo.inputs.map((t) => [t.name, t]));
+  for (const [name, t] of Object.entries(inputs)) {
+    const d = declared.get(name);
+    if (!d) throw new SandboxError("invalid-argument", `the model has no input "${name}" (inputs: ${[...declared.keys()].join(", ")})`);
+    if (d.shape) {
+      if (d.shape.length !== t.shape.length) throw new SandboxError("invalid-argument", `input ${name}: rank ${t.shape.length}, the model wants ${d.shape.length}`);
+      d.shape.forEach((want, i) => {
+        if (typeof want === "number" && want !== t.shape[i]) {
+          throw new SandboxError("invalid-argument", `input ${name}: dimension ${i} is ${t.shape[i]}, the model wants ${want}`);
+        }
+      });
+    }
+  }
+  for (const name of declared.keys()) {
+    if (!(name in inputs)) throw new SandboxError("invalid-argument", `missing input "${name}"`);
+  }
+}
+
+addEventListener("message", (event) => {
+  if (event.source !== window.parent || !allowed.has(event.origin) || configError) return drop();
+  if (parentOrigin === null) parentOrigin = event.origin;
+  else if (event.origin !== parentOrigin) return drop();
+  const msg = event.data;
+  const problem = validate(msg);
+  if (problem) {
+    counters.rejected++;
+    render();
+    const id = msg && typeof msg === "object" && Number.isSafeInteger(msg.id) ? msg.id : null;
+    reply(event.origin, { type: "error", id, code: "bad-message", message: problem });
+    return;
+  }
+  handle(msg, event.origin).catch((e) => {
+    counters.errors++;
+    reply(event.origin, { type: "error", id: msg.id, code: e?.code ?? "internal", message: e?.message ?? String(e) });
+  });
+});
+
+let initPromise = null;
+
+async function handle(msg, origin) {
+  switch (msg.type) {
+    case "ping":
+      reply(origin, { type: "pong", id: msg.id });
+      return;
+    case "status":
+      reply(origin, { type: "status", id: msg.id, status: statusSnapshot() });
+      return;
+    case "init": {
+      if (initPromise) throw new SandboxError("invalid-state", "already initialized; open a new sandbox for another model");
+      requireIsolation = msg.requireIsolation === true;
+      if (msg.timeoutMs) timeoutMs = msg.timeoutMs;
+      initPromise = init(msg.model, (p) => reply(origin, { type: "progress", id: msg.id, ...p }));
+      try {
+        await initPromise;
+      } catch (e) {
+        state = "error";
+        render();
+        initPromise = null;
+        engine.stop();
+        throw e;
+      }
+      reply(origin, {
+        type: "ready",
+        id: msg.id,
+        model: { ...model },
+        engine: { version: engineVersion },
+        graph: graphInfo,
+        isolation: statusSnapshot().isolation,
+        timings: { ...loadTimings },
+      });
+      return;
+    }
+    case "run": {
+      if (state !== "ready") throw new SandboxError("invalid-state", `not ready (${state})`);
+      checkAgainstGraph(msg.inputs);
+      const inputs = Object.entries(msg.inputs).map(([name, t]) => ({ name, shape: t.shape, data: t.data }));
+      const r = await engine.run(inputs);
+      const outputs = {};
+      for (const o of r.outputs) outputs[o.name] = { data: o.data, shape: o.shape };
+      counters.runs++;
+      reply(origin, { type: "result", id: msg.id, outputs, timings: r.timings }, r.outputs.map((o) => o.data.buffer));
+      return;
+    }
+    case "cancel": {
+      const count = engine.cancelAll();
+      counters.cancelled += count;
+      reply(origin, { type: "cancelled", id: msg.id, count });
+      return;
+    }
+    case "purge": {
+      const deleted = "caches" in self ? await caches.delete(CACHE_NAME) : false;
+      reply(origin, { type: "purged", id: msg.id, deleted });
+      return;
+    }
+    case "close": {
+      engine.stop();
+      state = "closed";
+      render();
+      reply(origin, { type: "closed", id: msg.id });
+      return;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Model: manifest, download with SRI, WebCrypto re-hash, Cache API keyed by content hash.
+
+async function sha256Hex(bytes) {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function hexToBase64(hex) {
+  let s = "";
+  for (let i = 0; i < hex.length; i += 2) s += String.fromCharCode(parseInt(hex.slice(i, i + 2), 16));
+  return btoa(s);
+}
+
+async function readManifestEntry(name) {
+  const res = await fetch(MANIFEST_URL, { cache: "no-cache", credentials: "same-origin", mode: "same-origin" });
+  if (!res.ok) throw new SandboxError("network", `cannot read the model manifest (HTTP ${res.status})`);
+  const manifest = await res.json();
+  const entry = manifest?.models?.find?.((m) => m?.name === name);
+  if (!entry) throw new SandboxError("not-found", `no model "${name}" in the manifest`);
+  const { file, sha256, integrity, size, format } = entry;
+  if (typeof file !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(file)) throw new SandboxError("manifest", `model "${name}": bad file name`);
+  if (typeof sha256 !== "string" || !/^[0-9a-f]{64}$/.test(sha256)) throw new SandboxError("manifest", `model "${name}": bad sha256`);
+  if (integrity !== `sha256-${hexToBase64(sha256)}`) throw new SandboxError("manifest", `model "${name}": integrity does not match sha256`);
+  if (!Number.isSafeInteger(size) || size <= 0 || size > LIMITS.maxModelBytes) throw new SandboxError("too-large", `model "${name}": size ${size} is outside (0, ${LIMITS.maxModelBytes}]`);
+  const encoding = ENCODINGS[format];
+  if (!encoding) throw new SandboxError("manifest", `model "${name}": unsupported format ${format}`);
+  return {
+    name,
+    file,
+    sha256,
+    integrity,
+    size,
+    encoding,
+    labels: Array.isArray(entry.labels) ? entry.labels.map(String).slice(0, 4096) : undefined,
+    url: new URL(`./${file}`, MANIFEST_URL).href,
+  };
+}
+
+function cacheKey(sha256) {
+  return new URL(`./sha256/${sha256}`, MANIFEST_URL).href;
+}
+
+async function openCache() {
+  try {
+    return "caches" in self ? await caches.open(CACHE_NAME) : null;
+  } catch (e) {
+    cacheNote = `Cache Storage unavailable: ${e?.message ?? e}`;
+    return null;
+  }
+}
+
+/** A cached copy, re-verified; a copy that fails verification is evicted. */
+async function fromCache(cache, entry) {
+  if (!cache) return null;
+  const hit = await cache.match(cacheKey(entry.sha256));
+  if (!hit) return null;
+  const bytes = new Uint8Array(await hit.arrayBuffer());
+  if (bytes.length === entry.size && (await sha256Hex(bytes)) === entry.sha256) {
+    counters.cacheHits++;
+    return bytes;
+  }
+  counters.cacheEvictions++;
+  await cache.delete(cacheKey(entry.sha256));
+  return null;
+}
+
+async function download(entry, progress) {
+  let res;
+  try {
+    res = await fetch(entry.url, { integrity: entry.integrity, cache: "no-cache", credentials: "same-origin", mode: "same-origin" });
+  } catch (e) {
+    // fetch() says only "TypeError" for both an SRI mismatch and a network failure.
+    // Fetch once more without SRI only to tell them apart; those bytes are never used.
+    let got = null;
+    try {
+      const again = await fetch(entry.url, { cache: "no-store", credentials: "same-origin", mode: "same-origin" });
+      if (again.ok) got = await sha256Hex(await again.arrayBuffer());
+    } catch { /* network failure */ }
+    if (got !== null && got !== entry.sha256) {
+      throw new SandboxError("integrity", `model "${entry.name}" failed its integrity check: the server sent bytes with sha256 ${got}, the manifest pins ${entry.sha256}. Refusing to load it.`);
+    }
+    throw new SandboxError("network", `cannot download model "${entry.name}": ${e?.message ?? e}`);
+  }
+  if (!res.ok) throw new SandboxError("network", `cannot download model "${entry.name}" (HTTP ${res.status})`);
+  const total = entry.size;
+  const bytes = new Uint8Array(total);
+  let loaded = 0;
+  let last = 0;
+  progress({ phase: "download", loaded, total });
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (loaded + value.length > total) {
+      await reader.cancel();
+      throw new SandboxError("integrity", `model "${entry.name}" is larger than the manifest's ${total} bytes`);
+    }
+    bytes.set(value, loaded);
+    loaded += value.length;
+    const now = performance.now();
+    if (now - last > 50) {
+      progress({ phase: "download", loaded, total });
+      last = now;
+    }
+  }
+  if (loaded !== total) throw new SandboxError("integrity", `model "${entry.name}" is ${loaded} bytes, the manifest says ${total}`);
+  progress({ phase: "download", loaded, total });
+  return bytes;
+}
+
+async function init(name, progress) {
+  state = "loading";
+  render();
+  const t0 = performance.now();
+  if (requireIsolation && !sandboxIsolation.crossOriginIsolated) {
+    throw new SandboxError("not-isolated", "isolation was required, but the sandbox is not cross-origin isolated");
+  }
+  progress({ phase: "engine", message: "starting the engine worker" });
+  const workerBoot = engine.start(); // in parallel with the download
+
+  progress({ phase: "manifest" });
+  const entry = await readManifestEntry(name);
+  const cache = await openCache();
+  let bytes = await fromCache(cache, entry);
+  let source = "cache";
+  const t1 = performance.now();
+  if (bytes) {
+    progress({ phase: "cache", loaded: bytes.length, total: bytes.length });
+  } else {
+    source = "network";
+    bytes = await download(entry, progress);
+  }
+  const t2 = performance.now();
+  progress({ phase: "verify" });
+  const digest = await sha256Hex(bytes);
+  if (digest !== entry.sha256) {
+    throw new SandboxError("integrity", `model "${entry.name}" failed its integrity check: sha256 ${digest}, the manifest pins ${entry.sha256}. Refusing to load it.`);
+  }
+  if (source === "network" && cache) {
+    try {
+      await cache.put(cacheKey(entry.sha256), new Response(bytes, { headers: { "content-type": "application/octet-stream", "x-sha256": entry.sha256 } }));
+    } catch (e) {
+      cacheNote = `not cached: ${e?.message ?? e}`;
+    }
+  }
+  const t3 = performance.now();
+  modelBytes = bytes;
+  model = { name: entry.name, file: entry.file, sha256: entry.sha256, integrity: entry.integrity, size: entry.size, encoding: entry.encoding, labels: entry.labels, verified: true, source };
+
+  await workerBoot;
+  if (requireIsolation && !workerIsolation?.crossOriginIsolated) {
+    throw new SandboxError("not-isolated", "isolation was required, but the engine worker is not cross-origin isolated");
+  }
+  progress({ phase: "graph" });
+  const loaded = await engine.load();
+  if (loaded.info.sha256 !== entry.sha256) {
+    throw new SandboxError("integrity", `the engine hashed the model as ${loaded.info.sha256}, expected ${entry.sha256}`);
+  }
+  graphInfo = loaded.info;
+  engineVersion = loaded.engineVersion;
+  Object.assign(loadTimings, {
+    manifestMs: t1 - t0,
+    [source === "cache" ? "cacheReadMs" : "downloadMs"]: t2 - t1,
+    verifyMs: t3 - t2,
+    ...loaded.timings,
+    totalMs: performance.now() - t0,
+  });
+  state = "ready";
+  render();
+}
+
+// ---------------------------------------------------------------------------------------
+// The engine worker: started, fed, timed out, cancelled and restarted from here.
+
+const engine = new (class Engine {
+  /** @type {Worker | null} */ worker = null;
+  /** @type {Promise<void> | null} */ booted = null;
+  /** @type {Map<number, {resolve: Function, reject: Function, timer: number}>} */ pending = new Map();
+  /** @type {Array<any>} */ queue = [];
+  /** @type {Promise<any> | null} */ loading = null;
+  busy = false;
+  nextId = 1;
+  generation = 0;
+
+  start() {
+    if (this.booted) return this.booted;
+    const gen = ++this.generation;
+    counters.workerStarts++;
+    const url = ttPolicy ? ttPolicy.createScriptURL(WORKER_URL) : WORKER_URL;
+    const w = new Worker(/** @type {any} */ (url), { type: "module", name: "secure-context-engine" });
+    this.worker = w;
+    this.booted = new Promise((resolve, reject) => {
+      const onBoot = (ev) => {
+        if (ev.data?.type !== "boot") return;
+        w.removeEventListener("message", onBoot);
+        workerIsolation = {
+          crossOriginIsolated: ev.data.isolation?.crossOriginIsolated === true,
+          sharedArrayBuffer: ev.data.isolation?.sharedArrayBuffer === true,
+        };
+        resolve();
+      };
+      w.addEventListener("message", onBoot);
+      w.addEventListener("error", (ev) => {
+        ev.preventDefault?.();
+        reject(new SandboxError("engine-load", `the engine worker failed to start: ${ev.message || "script error"}`));
+        if (gen === this.generation) this.fail(new SandboxError("worker-error", `the engine worker crashed: ${ev.message || "error"}`));
+      });
+    });
+    w.addEventListener("message", (ev) => this.onMessage(ev.data));
+    return this.booted;
+  }
+
+  onMessage(msg) {
+    if (!msg || typeof msg !== "object" || msg.type === "boot") return;
+    const p = this.pending.get(msg.id);
+    if (!p) return;
+    this.pending.delete(msg.id);
+    clearTimeout(p.timer);
+    if (msg.type === "error") {
+      const err = new SandboxError(String(msg.code), String(msg.message));
+      p.reject(err);
+      if (msg.fatal) this.restart();
+    } else {
+      p.resolve(msg);
+    }
+  }
+
+  /** Sends one request; with a timeout, the worker is restarted when it expires. */
+  request(body, transfer, ms) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = ms
+        ? setTimeout(() => {
+            if (!this.pending.has(id)) return;
+            this.pending.delete(id);
+            counters.timeouts++;
+            reject(new SandboxError("timeout", `no answer within ${ms} ms; the engine was stopped and restarted`));
+            this.restart();
+          }, ms)
+        : 0;
+      this.pending.set(id, { resolve, reject, timer });
+      this.worker.postMessage({ ...body, id }, transfer);
+    });
+  }
+
+  /** Starts the worker if needed and loads the graph from the verified bytes in memory. */
+  load() {
+    const p = (async () => {
+      await this.start();
+      const copy = modelBytes.slice(); // keep ours for restarts
+      return this.request({ type: "load", bytes: copy.buffer, encoding: model.encoding }, [copy.buffer], Math.max(timeoutMs, 60000));
+    })();
+    this.loading = p;
+    p.catch(() => { if (this.loading === p) this.loading = null; });
+    return p;
+  }
+
+  /** Runs are serialized: the timeout covers the computation, not the wait in the queue. */
+  run(inputs) {
+    return new Promise((resolve, reject) => {
+      const task = async () => {
+        try {
+          await this.ready();
+          resolve(await this.request({ type: "run", inputs }, [], timeoutMs));
+        } catch (e) {
+          reject(e);
+        } finally {
+          this.busy = false;
+          this.next();
+        }
+      };
+      task.reject = reject;
+      this.queue.push(task);
+      this.next();
+    });
+  }
+
+  next() {
+    if (this.busy || this.queue.length === 0) return;
+    this.busy = true;
+    this.queue.shift()();
+  }
+
+  /** After a restart the graph has to be loaded again before the next run. */
+  ready() {
+    return this.loading ?? this.load();
+  }
+
+  /** Terminate and start afresh (graph reloaded from the verified bytes in memory). */
+  restart() {
+    this.kill();
+    counters.workerRestarts++;
+    render();
+    if (modelBytes && state === "ready") this.load().catch(() => { /* reported by the next run */ });
+  }
+
+  kill() {
+    this.generation++;
+    this.worker?.terminate();
+    this.worker = null;
+    this.booted = null;
+    this.loading = null;
+    for (const [, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new SandboxError("cancelled", "the engine was restarted"));
+    }
+    this.pending.clear();
+  }
+
+  fail(err) {
+    for (const [, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.pending.clear();
+    this.worker?.terminate();
+    this.worker = null;
+    this.booted = null;
+    this.loading = null;
+  }
+
+  cancelAll() {
+    const queued = this.queue.splice(0);
+    for (const t of queued) t.reject(new SandboxError("cancelled", "cancelled"));
+    const running = [...this.pending.keys()].length;
+    if (running > 0) {
+      for (const [, p] of this.pending) {
+        clearTimeout(p.timer);
+        p.reject(new SandboxError("cancelled", "cancelled"));
+      }
+      this.pending.clear();
+      this.restart();
+    }
+    return queued.length + running;
+  }
+
+  stop() {
+    this.queue.splice(0).forEach((t) => t.reject(new SandboxError("closed", "the sandbox was closed")));
+    this.kill();
+  }
+})();
+
+// ---------------------------------------------------------------------------------------
+
+render();
+if (!configError) {
+  // Say hello to the parent; only a parent at an allowed origin can receive it.
+  const targets = parentOrigin ? [parentOrigin] : [...allowed];
+  for (const origin of targets) {
+    try {
+      reply(origin, { type: "hello", id: 0, protocol: PROTOCOL_VERSION });
+    } catch { /* not our parent */ }
+  }
+}

@@ -1,0 +1,249 @@
+// secure-context client: the ES module any page uses to run a model privately in the
+// sandboxed engine iframe. No dependencies, no eval, works under the strict CSP.
+//
+//   import { SecureContext } from "./secure-context.js";
+//   const frame = document.createElement("iframe");
+//   frame.sandbox = "allow-scripts allow-same-origin";
+//   frame.allow = "cross-origin-isolated";
+//   frame.src = "sandbox.html";
+//   document.body.append(frame);
+//   const ctx = await SecureContext.open({ frame, model: "digits", onProgress: console.log });
+//   const { probabilities } = await ctx.run({ input: { data, shape: [1, 1, 8, 8] } });
+//
+// Protocol: every message is {v: 1, type, id, ...}; see sandbox.js for the schema.
+
+export const PROTOCOL_VERSION = 1;
+
+/**
+ * @typedef {{ data: Float32Array, shape: number[] }} TensorValue
+ * @typedef {{ phase: "manifest" | "download" | "verify" | "cache" | "engine" | "graph",
+ *             loaded?: number, total?: number, message?: string }} Progress
+ * @typedef {{ crossOriginIsolated: boolean, sharedArrayBuffer: boolean }} Isolation
+ * @typedef {{
+ *   name: string, file: string, sha256: string, integrity: string, size: number,
+ *   verified: boolean, source: "network" | "cache", labels?: string[]
+ * }} ModelStatus
+ * @typedef {{
+ *   protocol: number,
+ *   state: string,
+ *   isolation: { page: Isolation, sandbox: Isolation, worker: Isolation | null,
+ *                mode: "isolated" | "single-threaded", note: string },
+ *   model: ModelStatus | null,
+ *   engine: { version: string } | null,
+ *   graph: any,
+ *   counters: Record<string, number>,
+ *   client: { dropped: number },
+ *   allowedOrigins: string[],
+ *   timings: Record<string, number>,
+ * }} Status
+ * @typedef {Record<string, number>} Timings
+ * @typedef {{ timings: Timings } & Record<string, TensorValue | Timings>} RunResult
+ */
+
+/** An error from the sandbox or the engine: `code` is machine-readable. */
+export class SecureContextError extends Error {
+  /** @param {string} code @param {string} message */
+  constructor(code, message) {
+    super(message);
+    this.name = "SecureContextError";
+    /** @type {string} e.g. "integrity", "not-isolated", "timeout", "cancelled", "invalid-argument" */
+    this.code = code;
+  }
+}
+
+const REPLY_TYPES = new Set(["hello", "pong", "progress", "ready", "result", "status", "cancelled", "purged", "closed", "error"]);
+
+export class SecureContext {
+  /** @type {HTMLIFrameElement} */ #frame;
+  /** @type {string} */ #origin;
+  /** @type {Map<number, {resolve: Function, reject: Function, onProgress?: (p: Progress) => void}>} */
+  #pending = new Map();
+  #nextId = 1;
+  #dropped = 0;
+  #closed = false;
+  /** @type {any} */ #ready = null;
+  /** @type {((ev: MessageEvent) => void) | null} */ #listener = null;
+  /** @type {(() => void) | null} */ #onHello = null;
+
+  /** @private use SecureContext.open */
+  constructor(frame, origin) {
+    this.#frame = frame;
+    this.#origin = origin;
+  }
+
+  /**
+   * Connects to the sandbox in `frame`, downloads and verifies the model, starts the engine.
+   * @param {{
+   *   frame: HTMLIFrameElement,
+   *   model?: string,
+   *   onProgress?: (p: Progress) => void,
+   *   requireIsolation?: boolean,
+   *   origin?: string,
+   *   timeoutMs?: number,
+   *   connectTimeoutMs?: number,
+   * }} options
+   *   frame: the iframe (sandbox="allow-scripts allow-same-origin", allow="cross-origin-isolated");
+   *     if it has no src, sandbox.html next to this module is used.
+   *   origin: the sandbox's origin (default: the origin of frame.src). Messages from any other
+   *     origin or window are dropped.
+   *   requireIsolation: refuse to run unless page-independent cross-origin isolation holds in
+   *     the sandbox and its worker.
+   *   timeoutMs: per-run limit enforced in the sandbox (the worker is terminated past it).
+   * @returns {Promise<SecureContext>}
+   */
+  static async open(options) {
+    const { frame, model = "digits", onProgress, requireIsolation = false, timeoutMs, connectTimeoutMs = 20000 } = options ?? {};
+    if (!frame || typeof frame !== "object" || frame.tagName !== "IFRAME") {
+      throw new SecureContextError("invalid-argument", "open() needs { frame: HTMLIFrameElement }");
+    }
+    if (!frame.getAttribute("src")) frame.src = new URL("./sandbox.html", import.meta.url).href;
+    const origin = options.origin ?? new URL(frame.src, document.baseURI).origin;
+    if (origin === "*" || origin === "null") throw new SecureContextError("invalid-argument", "origin must be a concrete origin");
+    const ctx = new SecureContext(frame, origin);
+    ctx.#listen();
+    try {
+      await ctx.#connect(connectTimeoutMs);
+      ctx.#ready = await ctx.#request({ type: "init", model, requireIsolation, ...(timeoutMs ? { timeoutMs } : {}) }, onProgress);
+    } catch (e) {
+      ctx.#teardown();
+      throw e;
+    }
+    return ctx;
+  }
+
+  /** What `init` answered: model, engine version, graph info, isolation. */
+  get info() {
+    return this.#ready;
+  }
+
+  /**
+   * Runs the model. Inputs and outputs are keyed by tensor name.
+   * @param {Record<string, TensorValue>} inputs
+   * @returns {Promise<RunResult>} e.g. { probabilities: { data, shape: [1, 10] }, timings }
+   */
+  async run(inputs) {
+    if (!inputs || typeof inputs !== "object") throw new SecureContextError("invalid-argument", "run() needs { name: { data, shape } }");
+    const t0 = performance.now();
+    const r = await this.#request({ type: "run", inputs });
+    /** @type {any} */
+    const out = {};
+    for (const [name, v] of Object.entries(r.outputs)) out[name] = { data: v.data, shape: v.shape };
+    out.timings = { ...r.timings, roundTripMs: performance.now() - t0 };
+    return out;
+  }
+
+  /** @returns {Promise<Status>} */
+  async status() {
+    const r = await this.#request({ type: "status" });
+    return {
+      ...r.status,
+      isolation: { ...r.status.isolation, page: pageIsolation() },
+      client: { dropped: this.#dropped },
+    };
+  }
+
+  /** Aborts queued and running computations (the engine worker is restarted). @returns {Promise<number>} how many were cancelled */
+  async cancel() {
+    const r = await this.#request({ type: "cancel" });
+    return r.count;
+  }
+
+  /** Deletes cached models in the sandbox's Cache Storage. */
+  async purgeCache() {
+    const r = await this.#request({ type: "purge" });
+    return r.deleted;
+  }
+
+  /** Stops the engine and detaches from the frame (the page still owns the iframe). */
+  async close() {
+    if (this.#closed) return;
+    try {
+      await Promise.race([this.#request({ type: "close" }), new Promise((r) => setTimeout(r, 2000))]);
+    } catch { /* closing anyway */ }
+    this.#teardown();
+  }
+
+  #teardown() {
+    this.#closed = true;
+    if (this.#listener) removeEventListener("message", this.#listener);
+    this.#listener = null;
+    for (const [, p] of this.#pending) p.reject(new SecureContextError("closed", "the context was closed"));
+    this.#pending.clear();
+  }
+
+  #listen() {
+    this.#listener = (event) => {
+      if (event.source !== this.#frame.contentWindow || event.origin !== this.#origin) {
+        // Not from our sandbox: ignore. Count the ones dressed as protocol messages (forgeries).
+        if (event.data && typeof event.data === "object" && event.data.v === PROTOCOL_VERSION) this.#dropped++;
+        return;
+      }
+      const msg = event.data;
+      if (!msg || typeof msg !== "object" || msg.v !== PROTOCOL_VERSION || !REPLY_TYPES.has(msg.type)) {
+        this.#dropped++;
+        return;
+      }
+      if (msg.type === "hello" || msg.type === "pong") {
+        this.#onHello?.();
+        return;
+      }
+      const p = this.#pending.get(msg.id);
+      if (!p) {
+        this.#dropped++;
+        return;
+      }
+      if (msg.type === "progress") {
+        try { p.onProgress?.({ phase: msg.phase, loaded: msg.loaded, total: msg.total, message: msg.message }); } catch { /* caller's bug */ }
+        return;
+      }
+      this.#pending.delete(msg.id);
+      if (msg.type === "error") p.reject(new SecureContextError(String(msg.code), String(msg.message)));
+      else p.resolve(msg);
+    };
+    addEventListener("message", this.#listener);
+  }
+
+  /** Waits for the sandbox's hello (or an answer to our ping). */
+  #connect(timeoutMs) {
+    return new Promise((resolve, reject) => {
+      let timer = 0;
+      let interval = 0;
+      const done = (err) => {
+        clearTimeout(timer);
+        clearInterval(interval);
+        this.#frame.removeEventListener("load", ping);
+        this.#onHello = null;
+        err ? reject(err) : resolve(undefined);
+      };
+      const ping = () => {
+        try {
+          this.#frame.contentWindow?.postMessage({ v: PROTOCOL_VERSION, type: "ping", id: 0 }, this.#origin);
+        } catch { /* not navigated yet */ }
+      };
+      this.#onHello = () => done();
+      this.#frame.addEventListener("load", ping);
+      interval = setInterval(ping, 250);
+      timer = setTimeout(() => done(new SecureContextError("timeout", `the sandbox at ${this.#origin} did not answer`)), timeoutMs);
+      ping();
+    });
+  }
+
+  #request(body, onProgress) {
+    if (this.#closed) return Promise.reject(new SecureContextError("closed", "the context was closed"));
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, onProgress });
+      try {
+        this.#frame.contentWindow.postMessage({ v: PROTOCOL_VERSION, id, ...body }, this.#origin);
+      } catch (e) {
+        this.#pending.delete(id);
+        reject(new SecureContextError("invalid-argument", `cannot send to the sandbox: ${e?.message ?? e}`));
+      }
+    });
+  }
+}
+
+/** @returns {Isolation} */
+export function pageIsolation() {
+  return { crossOriginIsolated: globalThis.crossOriginIsolated === true, sharedArrayBuffer: typeof SharedArrayBuffer === "function" };
+}

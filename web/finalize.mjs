@@ -1,0 +1,65 @@
+// Last step of scripts/build-web: content-hash the engine's core wasm files so they can be
+// cached forever (inference.core.wasm -> inference.core.<sha256[:8]>.wasm, with the
+// reference in the generated JS rewritten), then write asset-manifest.json:
+//   { "<path relative to build/web>": { "sha256", "size", "content-type", "immutable" } }
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+
+const out = path.resolve(process.argv[2] ?? "build/web");
+const engineDir = path.join(out, "engine");
+
+const CONTENT_TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".json": "application/json",
+  ".wasm": "application/wasm",
+  ".onnx": "application/octet-stream",
+  ".tflite": "application/octet-stream",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".txt": "text/plain; charset=utf-8",
+};
+
+const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
+
+// 1. Hash and rename core wasm files; rewrite their references in the engine's JS.
+const jsFiles = fs.readdirSync(engineDir).filter((f) => f.endsWith(".js"));
+for (const wasm of fs.readdirSync(engineDir).filter((f) => /\.wasm$/.test(f))) {
+  const bytes = fs.readFileSync(path.join(engineDir, wasm));
+  const hashed = wasm.replace(/\.wasm$/, `.${sha256(bytes).slice(0, 8)}.wasm`);
+  let rewritten = 0;
+  for (const js of jsFiles) {
+    const p = path.join(engineDir, js);
+    const src = fs.readFileSync(p, "utf8");
+    const needle = `'./${wasm}'`;
+    if (src.includes(needle)) {
+      fs.writeFileSync(p, src.split(needle).join(`'./${hashed}'`));
+      rewritten++;
+    }
+  }
+  if (rewritten === 0) throw new Error(`no reference to ./${wasm} found in the engine JS`);
+  fs.renameSync(path.join(engineDir, wasm), path.join(engineDir, hashed));
+}
+
+// 2. Asset manifest over everything in the build.
+function walk(dir) {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    return e.isDirectory() ? walk(p) : [p];
+  });
+}
+const manifest = {};
+for (const file of walk(out).sort()) {
+  const rel = path.relative(out, file).split(path.sep).join("/");
+  if (rel === "asset-manifest.json") continue;
+  const bytes = fs.readFileSync(file);
+  manifest[rel] = {
+    sha256: sha256(bytes),
+    size: bytes.length,
+    "content-type": CONTENT_TYPES[path.extname(file)] ?? "application/octet-stream",
+    immutable: /\.[0-9a-f]{8}\.[a-z]+$/.test(rel),
+  };
+}
+fs.writeFileSync(path.join(out, "asset-manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
