@@ -144,6 +144,7 @@ impl Graph {
                 describe_tract_error(&e)
             ))
         })?;
+        crate::onnx_check::check(&proto)?;
         let model = onnx.model_for_proto_model(&proto).map_err(|e| {
             classify(
                 "cannot import the ONNX graph",

@@ -8,6 +8,7 @@ pub mod error;
 pub mod format;
 pub mod graph;
 pub mod limits;
+mod onnx_check;
 pub mod tensor;
 
 #[cfg(target_arch = "wasm32")]

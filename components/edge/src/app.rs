@@ -1,0 +1,664 @@
+//! The app, free of any HTTP binding: a request in, a response out. `handle` is the only entry
+//! point, and every response it returns has been through [`policy::apply`].
+
+use crate::config::{is_loopback, split_host_port, valid_host, Config};
+use crate::policy::{self, Kind};
+use std::collections::HashMap;
+
+/// Where build/web is mounted in the guest.
+pub const WEB_ROOT: &str = "/web";
+/// Where build/edge (precompressed variants + encodings.json) is mounted in the guest.
+pub const EDGE_ROOT: &str = "/edge";
+/// Longest request path considered (bytes, raw).
+pub const MAX_PATH: usize = 1024;
+
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// The raw path, percent-encoded as received (no query).
+    pub path: &'a str,
+    /// The query string, without `?`, if any.
+    pub query: Option<&'a str>,
+    pub scheme: Option<&'a str>,
+    /// The authority the client asked for (Host).
+    pub host: Option<&'a str>,
+    /// Lower-case names.
+    pub headers: &'a [(String, String)],
+}
+
+impl Request<'_> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+    fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Body {
+    Empty,
+    Bytes(Vec<u8>),
+    /// `len` bytes of the file at guest path `path`, from `start`.
+    File {
+        path: String,
+        start: u64,
+        len: u64,
+    },
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    /// Lower-case names.
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Variant {
+    pub coding: &'static str,
+    pub file: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Asset {
+    pub sha256: String,
+    pub size: u64,
+    pub content_type: String,
+    pub immutable: bool,
+    /// Precompressed representations, best first (br, then gzip).
+    pub variants: Vec<Variant>,
+}
+
+/// The allowlist: build/web/asset-manifest.json, plus build/edge/encodings.json.
+#[derive(Clone, Debug, Default)]
+pub struct Site {
+    pub assets: HashMap<String, Asset>,
+}
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A manifest key is a relative path of plain segments; anything else is refused at load.
+fn valid_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= MAX_PATH
+        && k.split('/').all(|s| {
+            !s.is_empty()
+                && !s.starts_with('.')
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        })
+}
+
+impl Site {
+    /// `manifest`: asset-manifest.json; `encodings`: encodings.json (optional).
+    pub fn parse(manifest: &[u8], encodings: Option<&[u8]>) -> Result<Site, String> {
+        let m: serde_json::Value =
+            serde_json::from_slice(manifest).map_err(|e| format!("asset-manifest.json: {e}"))?;
+        let m = m.as_object().ok_or("asset-manifest.json: not an object")?;
+        let enc: serde_json::Value = match encodings {
+            Some(b) => serde_json::from_slice(b).map_err(|e| format!("encodings.json: {e}"))?,
+            None => serde_json::Value::Null,
+        };
+        let mut assets = HashMap::new();
+        for (key, v) in m {
+            if !valid_key(key) {
+                return Err(format!("asset-manifest.json: invalid path {key:?}"));
+            }
+            let sha256 = v["sha256"].as_str().filter(|s| is_hex64(s));
+            let size = v["size"].as_u64();
+            let ct = v["content-type"]
+                .as_str()
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| (0x20..0x7f).contains(&b)));
+            let (Some(sha256), Some(size), Some(ct)) = (sha256, size, ct) else {
+                return Err(format!("asset-manifest.json: bad entry for {key:?}"));
+            };
+            let mut variants = Vec::new();
+            let e = &enc[key.as_str()];
+            // Variants of another build of this file are ignored.
+            if e["source-sha256"].as_str() == Some(sha256) {
+                for coding in ["br", "gzip"] {
+                    let x = &e[coding];
+                    if let (Some(file), Some(size), Some(sha)) = (
+                        x["file"].as_str().filter(|f| valid_key(f)),
+                        x["size"].as_u64(),
+                        x["sha256"].as_str().filter(|s| is_hex64(s)),
+                    ) {
+                        variants.push(Variant {
+                            coding,
+                            file: file.to_string(),
+                            size,
+                            sha256: sha.to_string(),
+                        });
+                    }
+                }
+            }
+            assets.insert(
+                key.clone(),
+                Asset {
+                    sha256: sha256.to_string(),
+                    size,
+                    content_type: ct.to_string(),
+                    immutable: v["immutable"].as_bool().unwrap_or(false),
+                    variants,
+                },
+            );
+        }
+        Ok(Site { assets })
+    }
+}
+
+/// Decodes a request path into a manifest key, or `None` (→ 404) for anything that is not a
+/// plain relative path: bad or overlong percent-escapes, non-UTF-8 (overlong encodings
+/// included), NUL and control bytes, backslashes, `.`/`..`/empty segments, dot-files.
+pub fn path_to_key(raw: &str) -> Option<String> {
+    if raw.len() > MAX_PATH || !raw.starts_with('/') {
+        return None;
+    }
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let h = |c: u8| (c as char).to_digit(16);
+            let hi = bytes.get(i + 1).copied().and_then(h)?;
+            let lo = bytes.get(i + 2).copied().and_then(h)?;
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    let s = String::from_utf8(out).ok()?;
+    if s.chars()
+        .any(|c| c.is_control() || c == '\\' || c == ':' || c == '%')
+    {
+        return None;
+    }
+    let rel = &s[1..];
+    if rel.is_empty() {
+        return Some("index.html".into());
+    }
+    if valid_key(rel) {
+        Some(rel.to_string())
+    } else {
+        None
+    }
+}
+
+fn kind_of(key: &str) -> Kind {
+    if key == "sandbox.html" {
+        Kind::SandboxDocument
+    } else if key.ends_with(".html") {
+        Kind::Document
+    } else if key == "worker.js" {
+        Kind::Worker
+    } else {
+        Kind::Resource
+    }
+}
+
+fn h(n: &str, v: impl Into<String>) -> (String, String) {
+    (n.to_string(), v.into())
+}
+
+fn finish(mut r: Response, kind: Kind, config: &Config) -> Response {
+    policy::apply(&mut r.headers, kind, config);
+    r
+}
+
+fn plain(status: u16, text: &str, mut extra: Vec<(String, String)>) -> Response {
+    extra.push(h("content-type", "text/plain; charset=utf-8"));
+    extra.push(h("cache-control", "no-store"));
+    Response {
+        status,
+        headers: extra,
+        body: Body::Bytes(text.as_bytes().to_vec()),
+    }
+}
+
+/// `q` for each coding in Accept-Encoding (lower-case).
+fn accepts(accept_encoding: &[&str], coding: &str) -> bool {
+    let mut star = None;
+    let mut exact = None;
+    for item in accept_encoding.iter().flat_map(|v| v.split(',')) {
+        let mut parts = item.split(';');
+        let name = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let mut q = 1.0f32;
+        for p in parts {
+            if let Some(v) = p.trim().strip_prefix("q=").or(p.trim().strip_prefix("Q=")) {
+                q = v.trim().parse().unwrap_or(0.0);
+            }
+        }
+        if name == coding {
+            exact = Some(q);
+        } else if name == "*" {
+            star = Some(q);
+        }
+    }
+    exact.or(star).is_some_and(|q| q > 0.0)
+}
+
+/// If-None-Match: weak comparison, `*` matches.
+fn none_match(values: &[&str], etag: &str) -> bool {
+    let want = etag.trim_start_matches("W/");
+    values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim())
+        .any(|t| t == "*" || t.trim_start_matches("W/") == want)
+}
+
+enum RangeSpec {
+    None,
+    Satisfiable(u64, u64),
+    Unsatisfiable,
+}
+
+/// One `bytes=` range; several ranges or an unknown unit are ignored (full response).
+fn parse_range(v: &str, size: u64) -> RangeSpec {
+    let Some(spec) = v.trim().strip_prefix("bytes=") else {
+        return RangeSpec::None;
+    };
+    if spec.contains(',') {
+        return RangeSpec::None;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeSpec::None;
+    };
+    let num = |s: &str| -> Option<u64> {
+        if s.is_empty() || s.len() > 19 || !s.bytes().all(|c| c.is_ascii_digit()) {
+            None
+        } else {
+            s.parse().ok()
+        }
+    };
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() {
+        let Some(n) = num(b) else {
+            return RangeSpec::None;
+        };
+        if n == 0 || size == 0 {
+            return RangeSpec::Unsatisfiable;
+        }
+        let n = n.min(size);
+        return RangeSpec::Satisfiable(size - n, size - 1);
+    }
+    let Some(start) = num(a) else {
+        return RangeSpec::None;
+    };
+    let end = if b.is_empty() {
+        size.saturating_sub(1)
+    } else {
+        match num(b) {
+            Some(e) if e >= start => e.min(size.saturating_sub(1)),
+            _ => return RangeSpec::None,
+        }
+    };
+    if start >= size {
+        return RangeSpec::Unsatisfiable;
+    }
+    RangeSpec::Satisfiable(start, end)
+}
+
+/// The HTTPS rule: `Some(redirect)` for plain HTTP to a non-loopback host.
+fn https_redirect(req: &Request, config: &Config) -> Option<Result<String, ()>> {
+    if !config.require_https {
+        return None;
+    }
+    let https = req.scheme.is_some_and(|s| s.eq_ignore_ascii_case("https"))
+        || req
+            .header("x-forwarded-proto")
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+    if https {
+        return None;
+    }
+    let Some(authority) = req.host else {
+        return Some(Err(()));
+    };
+    let Some((host, _port)) = split_host_port(authority) else {
+        return Some(Err(()));
+    };
+    if !valid_host(host) {
+        return Some(Err(()));
+    }
+    if is_loopback(host) {
+        return None;
+    }
+    // The path is re-encoded from what was received: it already passed the HTTP parser
+    // (no spaces, no CR/LF); anything that is not a plain path becomes "/".
+    let path = if req.path.starts_with('/')
+        && !req.path.starts_with("//")
+        && req.path.len() <= MAX_PATH
+        && req.path.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+    {
+        req.path
+    } else {
+        "/"
+    };
+    let query = req
+        .query
+        .filter(|q| q.len() <= MAX_PATH && q.bytes().all(|b| b.is_ascii_graphic()))
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    Some(Ok(format!(
+        "https://{}{path}{query}",
+        host.to_ascii_lowercase()
+    )))
+}
+
+/// The file system as the app sees it (guest paths).
+pub trait Files {
+    fn size(&self, path: &str) -> Option<u64>;
+}
+
+/// Handles one request. `config`: the settings, or why they are invalid; `site`: the
+/// allowlist, or why it could not be loaded.
+pub fn handle(
+    req: &Request,
+    config: &Result<Config, String>,
+    site: Result<&Site, String>,
+    files: &dyn Files,
+) -> Response {
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            // Fail closed: the strictest policy, no content.
+            let strict = Config {
+                frame_ancestors: vec![],
+                require_https: true,
+                api: false,
+            };
+            return finish(
+                plain(500, &format!("configuration error: {e}\n"), vec![]),
+                Kind::Resource,
+                &strict,
+            );
+        }
+    };
+    let done = |r: Response| finish(r, Kind::Resource, config);
+
+    match https_redirect(req, config) {
+        Some(Ok(location)) => {
+            return done(plain(
+                308,
+                "HTTPS required\n",
+                vec![h("location", location)],
+            ))
+        }
+        Some(Err(())) => return done(plain(400, "bad request\n", vec![])),
+        None => {}
+    }
+
+    let head = match req.method {
+        "GET" => false,
+        "HEAD" => true,
+        _ => {
+            return done(plain(
+                405,
+                "method not allowed\n",
+                vec![h("allow", "GET, HEAD")],
+            ))
+        }
+    };
+    let strip = |mut r: Response| {
+        if head {
+            if let Body::Bytes(b) = &r.body {
+                r.headers.push(h("content-length", b.len().to_string()));
+            }
+            r.body = Body::Empty;
+        }
+        r
+    };
+    let not_found = || strip(done(plain(404, "not found\n", vec![])));
+
+    if req.path == "/api" || req.path.starts_with("/api/") {
+        if !config.api {
+            return not_found();
+        }
+        return match req.path {
+            "/api/v1/health" => {
+                let mut r = plain(200, "{\"status\":\"ok\"}\n", vec![]);
+                r.headers.retain(|(n, _)| n != "content-type");
+                r.headers.push(h("content-type", "application/json"));
+                strip(done(r))
+            }
+            _ => not_found(),
+        };
+    }
+
+    let Some(key) = path_to_key(req.path) else {
+        return not_found();
+    };
+    let site = match site {
+        Ok(s) => s,
+        Err(e) => {
+            return strip(done(plain(
+                503,
+                &format!("site unavailable: {e}\n"),
+                vec![],
+            )))
+        }
+    };
+    let Some(asset) = site.assets.get(&key) else {
+        return not_found();
+    };
+    let kind = kind_of(&key);
+
+    // Representation: a precompressed variant if accepted and no Range is asked for.
+    let accept = req.header_all("accept-encoding");
+    let range = req.header("range");
+    let variant = if range.is_some() {
+        None
+    } else {
+        asset.variants.iter().find(|v| accepts(&accept, v.coding))
+    };
+    let (etag, file, size) = match variant {
+        Some(v) => (
+            format!("\"{}-{}\"", asset.sha256, v.coding),
+            format!("{EDGE_ROOT}/{}", v.file),
+            v.size,
+        ),
+        None => (
+            format!("\"{}\"", asset.sha256),
+            format!("{WEB_ROOT}/{key}"),
+            asset.size,
+        ),
+    };
+    let mut headers = vec![
+        h("etag", etag.clone()),
+        h(
+            "cache-control",
+            if asset.immutable {
+                "public, max-age=31536000, immutable"
+            } else {
+                "no-cache"
+            },
+        ),
+    ];
+    if !asset.variants.is_empty() {
+        headers.push(h("vary", "Accept-Encoding"));
+    }
+
+    let inm = req.header_all("if-none-match");
+    if !inm.is_empty() && none_match(&inm, &etag) {
+        return finish(
+            Response {
+                status: 304,
+                headers,
+                body: Body::Empty,
+            },
+            kind,
+            config,
+        );
+    }
+
+    headers.push(h("content-type", asset.content_type.clone()));
+    if let Some(v) = variant {
+        headers.push(h("content-encoding", v.coding));
+    } else {
+        headers.push(h("accept-ranges", "bytes"));
+    }
+
+    // The file must still be the one the manifest describes.
+    if files.size(&file) != Some(size) {
+        return strip(done(plain(
+            503,
+            "site unavailable: a file changed since the build\n",
+            vec![],
+        )));
+    }
+
+    let mut status = 200;
+    let (mut start, mut len) = (0, size);
+    if let Some(r) = range {
+        let if_range_ok = match req.header("if-range") {
+            None => true,
+            Some(v) => v.trim() == etag,
+        };
+        if if_range_ok {
+            match parse_range(r, size) {
+                RangeSpec::None => {}
+                RangeSpec::Satisfiable(a, b) => {
+                    status = 206;
+                    start = a;
+                    len = b - a + 1;
+                    headers.push(h("content-range", format!("bytes {a}-{b}/{size}")));
+                }
+                RangeSpec::Unsatisfiable => {
+                    headers.retain(|(n, _)| n != "content-type");
+                    headers.push(h("content-range", format!("bytes */{size}")));
+                    headers.push(h("content-type", "text/plain; charset=utf-8"));
+                    return strip(finish(
+                        Response {
+                            status: 416,
+                            headers,
+                            body: Body::Bytes(b"range not satisfiable\n".to_vec()),
+                        },
+                        Kind::Resource,
+                        config,
+                    ));
+                }
+            }
+        }
+    }
+    headers.push(h("content-length", len.to_string()));
+    let body = if head || len == 0 {
+        Body::Empty
+    } else {
+        Body::File {
+            path: file,
+            start,
+            len,
+        }
+    };
+    finish(
+        Response {
+            status,
+            headers,
+            body,
+        },
+        kind,
+        config,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(path_to_key("/").as_deref(), Some("index.html"));
+        assert_eq!(
+            path_to_key("/engine/inference.js").as_deref(),
+            Some("engine/inference.js")
+        );
+        assert_eq!(
+            path_to_key("/%73andbox.html").as_deref(),
+            Some("sandbox.html")
+        );
+        for bad in [
+            "/..",
+            "/../etc/passwd",
+            "/%2e%2e/x",
+            "/a/%2e%2e/index.html",
+            "/a%2f..%2f..%2fetc",
+            "/%5c..%5cx",
+            "/a\\b",
+            "/%00",
+            "/index.html%00.js",
+            "/%c0%ae%c0%ae/x",
+            "/%e0%80%ae",
+            "/.env",
+            "/models/",
+            "//etc/passwd",
+            "/C:/windows",
+            "/%",
+            "/%zz",
+            "/%252e%252e/x",
+            "x",
+        ] {
+            assert_eq!(path_to_key(bad), None, "{bad}");
+        }
+        assert_eq!(path_to_key(&format!("/{}", "a".repeat(2000))), None);
+    }
+
+    #[test]
+    fn ranges() {
+        assert!(matches!(
+            parse_range("bytes=0-9", 100),
+            RangeSpec::Satisfiable(0, 9)
+        ));
+        assert!(matches!(
+            parse_range("bytes=-10", 100),
+            RangeSpec::Satisfiable(90, 99)
+        ));
+        assert!(matches!(
+            parse_range("bytes=90-", 100),
+            RangeSpec::Satisfiable(90, 99)
+        ));
+        assert!(matches!(
+            parse_range("bytes=90-1000", 100),
+            RangeSpec::Satisfiable(90, 99)
+        ));
+        assert!(matches!(
+            parse_range("bytes=100-", 100),
+            RangeSpec::Unsatisfiable
+        ));
+        assert!(matches!(parse_range("bytes=5-1", 100), RangeSpec::None));
+        assert!(matches!(parse_range("items=0-1", 100), RangeSpec::None));
+        assert!(matches!(parse_range("bytes=0-1,3-4", 100), RangeSpec::None));
+    }
+
+    #[test]
+    fn encodings() {
+        assert!(accepts(&["gzip, deflate, br"], "br"));
+        assert!(!accepts(&["gzip, br;q=0"], "br"));
+        assert!(accepts(&["*"], "gzip"));
+        assert!(!accepts(&["identity"], "gzip"));
+        assert!(!accepts(&[], "gzip"));
+    }
+}

@@ -1,0 +1,136 @@
+//! The header policy: written once, applied to every response this app sends (200, 206, 304,
+//! 3xx, 4xx, 5xx, the API's too) by [`apply`].
+
+use crate::config::Config;
+
+/// What a response is, as far as the policy cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// An HTML document that only this origin may frame (`index.html`, ...).
+    Document,
+    /// The sandbox iframe document: framable by the configured allowlist, gets
+    /// `Document-Isolation-Policy` so it can be cross-origin isolated inside any embedder.
+    SandboxDocument,
+    /// A dedicated worker's script: its CSP is the worker's policy.
+    Worker,
+    /// Everything else (scripts, styles, wasm, models, JSON, errors, redirects).
+    Resource,
+}
+
+/// The directives every script-running context gets (the browser runtime's needs, as
+/// tests/browser/serve.mjs sends them): no inline script, no eval, wasm compilation only.
+pub const CSP_DIRECTIVES: &[&str] = &[
+    "default-src 'none'",
+    "script-src 'self' 'wasm-unsafe-eval'",
+    "worker-src 'self'",
+    "connect-src 'self'",
+    "style-src 'self'",
+    "img-src 'self'",
+    "frame-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "object-src 'none'",
+    "require-trusted-types-for 'script'",
+    "trusted-types secure-context",
+];
+
+/// Resources never run script: nothing is allowed, nothing may frame them.
+pub const RESOURCE_CSP: &str = "default-src 'none'; base-uri 'none'; form-action 'none'; \
+object-src 'none'; frame-ancestors 'none'; require-trusted-types-for 'script'";
+
+/// Powerful features off for this origin and everything it embeds; cross-origin isolation on.
+pub const PERMISSIONS_POLICY: &str = "accelerometer=(), autoplay=(), bluetooth=(), camera=(), \
+display-capture=(), encrypted-media=(), fullscreen=(), geolocation=(), gyroscope=(), hid=(), \
+idle-detection=(), magnetometer=(), microphone=(), midi=(), payment=(), picture-in-picture=(), \
+publickey-credentials-get=(), screen-wake-lock=(), serial=(), usb=(), web-share=(), \
+xr-spatial-tracking=(), cross-origin-isolated=(self)";
+
+pub const HSTS: &str = "max-age=31536000; includeSubDomains";
+
+/// The CSP for one kind of response.
+pub fn csp(kind: Kind, config: &Config) -> String {
+    let ancestors = match kind {
+        Kind::Document => "'self'".to_string(),
+        Kind::SandboxDocument => {
+            let mut a = vec!["'self'".to_string()];
+            a.extend(config.frame_ancestors.iter().cloned());
+            a.join(" ")
+        }
+        Kind::Worker => "'none'".to_string(),
+        Kind::Resource => return RESOURCE_CSP.to_string(),
+    };
+    let mut d: Vec<String> = CSP_DIRECTIVES.iter().map(|s| s.to_string()).collect();
+    d.push(format!("frame-ancestors {ancestors}"));
+    d.join("; ")
+}
+
+/// Headers the policy owns. A handler never sets these; [`apply`] removes any it finds.
+pub const OWNED: &[&str] = &[
+    "content-security-policy",
+    "cross-origin-opener-policy",
+    "cross-origin-embedder-policy",
+    "cross-origin-resource-policy",
+    "permissions-policy",
+    "document-isolation-policy",
+    "referrer-policy",
+    "strict-transport-security",
+    "x-content-type-options",
+    "x-permitted-cross-domain-policies",
+    "x-frame-options",
+    "origin-agent-cluster",
+    "server",
+    "x-powered-by",
+];
+
+/// Applies the policy to a response's headers (lower-case names).
+pub fn apply(headers: &mut Vec<(String, String)>, kind: Kind, config: &Config) {
+    headers.retain(|(n, _)| !OWNED.contains(&n.as_str()));
+    let has_cache_control = headers.iter().any(|(n, _)| n == "cache-control");
+    let mut set = |n: &str, v: String| headers.push((n.to_string(), v));
+    set("content-security-policy", csp(kind, config));
+    set("cross-origin-opener-policy", "same-origin".into());
+    set("cross-origin-embedder-policy", "require-corp".into());
+    set("cross-origin-resource-policy", "same-origin".into());
+    set("permissions-policy", PERMISSIONS_POLICY.into());
+    if kind == Kind::SandboxDocument {
+        set(
+            "document-isolation-policy",
+            "isolate-and-require-corp".into(),
+        );
+    }
+    set("referrer-policy", "no-referrer".into());
+    set("strict-transport-security", HSTS.into());
+    set("x-content-type-options", "nosniff".into());
+    set("x-permitted-cross-domain-policies", "none".into());
+    set("origin-agent-cluster", "?1".into());
+    if !has_cache_control {
+        set("cache-control", "no-store".into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandbox_gets_allowlist_and_dip() {
+        let config = Config {
+            frame_ancestors: vec!["https://app.example".into()],
+            ..Config::default()
+        };
+        let mut h = vec![("server".into(), "x".into())];
+        apply(&mut h, Kind::SandboxDocument, &config);
+        let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        assert!(get("server").is_none());
+        assert!(get("content-security-policy")
+            .unwrap()
+            .ends_with("frame-ancestors 'self' https://app.example"));
+        assert_eq!(
+            get("document-isolation-policy").unwrap(),
+            "isolate-and-require-corp"
+        );
+        let mut h = vec![];
+        apply(&mut h, Kind::Document, &config);
+        assert!(!h.iter().any(|(k, _)| k == "document-isolation-policy"));
+    }
+}

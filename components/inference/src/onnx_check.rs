@@ -1,0 +1,68 @@
+//! Checks on a decoded ONNX model that tract assumes instead of checking (it would panic, and
+//! in wasm a panic is a trap). Each rule here comes from a fuzzer finding; see
+//! tests/fuzz-regressions/.
+use crate::error::{NnError, NnResult};
+use std::collections::HashSet;
+use tract_onnx::pb::{GraphProto, ModelProto, NodeProto};
+
+pub fn check(model: &ModelProto) -> NnResult<()> {
+    match &model.graph {
+        Some(g) => check_graph(g, "the graph"),
+        None => Ok(()),
+    }
+}
+
+fn check_graph(graph: &GraphProto, what: &str) -> NnResult<()> {
+    // Everything tract gives an outlet to while parsing this graph.
+    let defined: HashSet<&str> = graph
+        .input
+        .iter()
+        .map(|i| i.name.as_str())
+        .chain(graph.initializer.iter().map(|t| t.name.as_str()))
+        .chain(
+            graph
+                .node
+                .iter()
+                .flat_map(|n| n.input.iter().chain(&n.output))
+                .map(String::as_str),
+        )
+        .collect();
+    for output in &graph.output {
+        if !defined.contains(output.name.as_str()) {
+            return Err(NnError::invalid(format!(
+                "not a valid ONNX model: {what} declares output \"{}\", which no node, input or initializer produces",
+                output.name
+            )));
+        }
+    }
+    for node in &graph.node {
+        check_node(node)?;
+        for attr in &node.attribute {
+            let subgraphs = attr.g.iter().chain(&attr.graphs);
+            for sub in subgraphs {
+                check_graph(
+                    sub,
+                    &format!("subgraph \"{}\" of node \"{}\"", attr.name, node.name),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_node(node: &NodeProto) -> NnResult<()> {
+    if node.op_type == "Transpose" {
+        if let Some(perm) = node.attribute.iter().find(|a| a.name == "perm") {
+            let n = perm.ints.len() as i64;
+            let mut seen: Vec<i64> = perm.ints.clone();
+            seen.sort_unstable();
+            if seen.iter().copied().ne(0..n) {
+                return Err(NnError::invalid(format!(
+                    "not a valid ONNX model: Transpose node \"{}\" has perm {:?}, which is not a permutation of 0..{n}",
+                    node.name, perm.ints
+                )));
+            }
+        }
+    }
+    Ok(())
+}
