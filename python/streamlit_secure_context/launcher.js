@@ -1,0 +1,478 @@
+// streamlit-secure-context launcher: a Streamlit Components v2 module. It runs in the
+// Streamlit page (v2 components are not iframed), so it holds no secrets of its own: it
+// checks the live environment against the caller's security_config, creates OUR iframe
+// (sandbox.html on the serving origin, with the sandbox/allow attributes we choose), speaks
+// the runtime's postMessage protocol v1 to it, and sends only the inference result back to
+// Python with setStateValue("result", ...).
+//
+// data (from Python): {base, sandboxUrl, model, mode: "data"|"client", inputs, request, have,
+//   config: {coop, coep, csp, sandbox, requireHTTPS, requireIsolation}, expectedParent,
+//   returnResult, labels, inputSpec, timeoutMs}
+
+const PROTOCOL_VERSION = 1;
+const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
+// Sessions survive React re-running this module for the same mount (same data, new object).
+const sessions = new Map();
+
+function isLocal(hostname) {
+  return LOCAL_HOSTS.has(hostname) || hostname.endsWith(".localhost");
+}
+
+function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "dataset") Object.assign(e.dataset, v);
+    else if (k in e) e[k] = v;
+    else e.setAttribute(k, v);
+  }
+  e.append(...children);
+  return e;
+}
+
+/** What the live environment fails to give, as sentences. */
+function environmentProblems(d) {
+  const problems = [];
+  const base = new URL(d.base);
+  if (d.config.requireHTTPS) {
+    if (location.protocol !== "https:" && !isLocal(location.hostname)) {
+      problems.push(`requireHTTPS: this Streamlit page is served over ${location.protocol.replace(":", "")} on ${location.hostname}, which is not a local host`);
+    }
+    if (base.protocol !== "https:" && !isLocal(base.hostname)) {
+      problems.push(`requireHTTPS: the engine is served over ${base.protocol.replace(":", "")} from ${base.host}, which is not a local host`);
+    }
+  }
+  if (!window.isSecureContext) problems.push("this page is not a secure context (https or localhost), so WebCrypto cannot verify the model");
+  if (d.expectedParent && d.expectedParent !== location.origin) {
+    problems.push(`the engine was set up to be framed by ${d.expectedParent}, but this page is ${location.origin}`);
+  }
+  if (base.origin === location.origin) {
+    problems.push("the engine must be served from another origin than the Streamlit page (a same-origin frame with allow-scripts allow-same-origin can lift its own sandbox)");
+  }
+  return problems;
+}
+
+class Session {
+  constructor(d, root) {
+    this.d = d;
+    this.root = root;
+    this.pending = new Map();
+    this.nextId = 1;
+    this.ready = null;
+    this.teardownTimer = 0;
+    this.lastSent = null;
+    this.busy = Promise.resolve();
+    this.origin = new URL(d.sandboxUrl).origin;
+    this.ui = this.buildUi();
+    for (const old of root.querySelectorAll?.(":scope > .sc-box") ?? []) old.remove();
+    root.append(this.ui.box); // next to the <style> Streamlit put there
+  }
+
+  buildUi() {
+    const state = el("span", { className: "sc-state", dataset: { role: "state" } }, "starting…");
+    const info = el("div", { className: "sc-info", dataset: { role: "model" } });
+    const pill = el("span", { className: "sc-pill", dataset: { role: "isolation", ok: "pending" } }, "checking isolation");
+    const error = el("div", { className: "sc-error", role: "alert", hidden: true, dataset: { role: "error" } });
+    const out = el("div", { className: "sc-out", dataset: { role: "result" } });
+    const box = el("div", { className: "sc-box", dataset: { role: "secure-context", state: "starting" } },
+      el("div", { className: "sc-head" }, el("strong", {}, "secure-context"), " ", pill, " ", state), info, error);
+    let input = null;
+    if (this.d.mode === "client") input = this.buildInputUi();
+    if (input) box.append(input);
+    box.append(out);
+    return { box, state, info, pill, error, out };
+  }
+
+  setState(text, state) {
+    this.ui.state.textContent = text;
+    if (state) this.ui.box.dataset.state = state;
+  }
+
+  fail(message, code = "refused") {
+    this.ui.error.hidden = false;
+    this.ui.error.textContent = `secure-context refused to run: ${message}`;
+    this.ui.box.dataset.state = "error";
+    this.ui.box.dataset.error = code;
+    this.setState("stopped", "error");
+    for (const [, p] of this.pending) p.reject(new Error("stopped"));
+    this.pending.clear();
+    this.frame?.remove();
+    this.frame = null;
+  }
+
+  // ------------------------------------------------------------ the frame and the protocol
+
+  async start() {
+    const problems = environmentProblems(this.d);
+    if (problems.length) return this.fail(problems.join("; "), "environment");
+    const frame = document.createElement("iframe");
+    frame.setAttribute("sandbox", this.d.config.sandbox.join(" "));
+    frame.setAttribute("allow", "cross-origin-isolated");
+    frame.setAttribute("referrerpolicy", "no-referrer");
+    frame.setAttribute("aria-hidden", "true");
+    frame.tabIndex = -1;
+    frame.title = "secure-context engine";
+    frame.className = "sc-frame";
+    const src = new URL(this.d.sandboxUrl);
+    src.searchParams.set("parents", location.origin);
+    frame.src = src.href;
+    this.frame = frame;
+    this.listener = (ev) => this.onMessage(ev);
+    addEventListener("message", this.listener);
+    this.ui.box.append(frame);
+    try {
+      this.setState("connecting to the sandbox…", "connecting");
+      await this.connect(20000);
+      this.ready = await this.request({
+        type: "init", model: this.d.model, requireIsolation: !!this.d.config.requireIsolation,
+        ...(this.d.timeoutMs ? { timeoutMs: this.d.timeoutMs } : {}),
+      }, (p) => this.progress(p));
+    } catch (e) {
+      return this.fail(e.message, e.code ?? "init");
+    }
+    const iso = this.ready.isolation;
+    const isolated = iso?.mode === "isolated";
+    this.ui.pill.dataset.ok = isolated ? "yes" : "no";
+    this.ui.pill.textContent = isolated ? "isolated" : "single-threaded";
+    this.ui.pill.title = iso?.note ?? "";
+    if (this.d.config.requireIsolation && !(iso?.sandbox?.crossOriginIsolated && iso?.worker?.crossOriginIsolated)) {
+      return this.fail("coop/coep were asked for, but the engine is not cross-origin isolated in this browser", "not-isolated");
+    }
+    const m = this.ready.model;
+    this.ui.box.dataset.sha256 = m.sha256;
+    this.ui.info.textContent = `model ${m.name} · sha256 ${m.sha256.slice(0, 12)}…${m.sha256.slice(-6)} verified (${m.source}) · engine ${this.ready.engine?.version ?? "?"} · served from ${this.origin}`;
+    this.setState("ready", "ready");
+    if (this.d.mode === "data") this.runData(this.d);
+  }
+
+  progress(p) {
+    const text = {
+      manifest: "reading the model manifest…",
+      download: p.total ? `downloading the model… ${Math.round((100 * (p.loaded ?? 0)) / p.total)}%` : "downloading the model…",
+      verify: "verifying the model's SHA-256…",
+      cache: "model cached; re-verifying…",
+      engine: "starting the engine worker…",
+      graph: "loading the graph…",
+    }[p.phase];
+    if (text) this.setState(text, "loading");
+  }
+
+  onMessage(event) {
+    if (!this.frame || event.source !== this.frame.contentWindow || event.origin !== this.origin) return;
+    const msg = event.data;
+    if (!msg || typeof msg !== "object" || msg.v !== PROTOCOL_VERSION) return;
+    if (msg.type === "hello" || msg.type === "pong") {
+      this.onHello?.();
+      return;
+    }
+    const p = this.pending.get(msg.id);
+    if (!p) return;
+    if (msg.type === "progress") {
+      try { p.onProgress?.(msg); } catch { /* display only */ }
+      return;
+    }
+    this.pending.delete(msg.id);
+    if (msg.type === "error") {
+      const e = new Error(`${msg.message} (${msg.code})`);
+      e.code = msg.code;
+      p.reject(e);
+    } else {
+      p.resolve(msg);
+    }
+  }
+
+  connect(timeoutMs) {
+    return new Promise((resolve, reject) => {
+      const ping = () => {
+        try { this.frame?.contentWindow?.postMessage({ v: PROTOCOL_VERSION, type: "ping", id: 0 }, this.origin); } catch { /* not there yet */ }
+      };
+      const done = (err) => {
+        clearInterval(interval);
+        clearTimeout(timer);
+        this.onHello = null;
+        err ? reject(err) : resolve();
+      };
+      this.onHello = () => done();
+      const interval = setInterval(ping, 250);
+      const timer = setTimeout(() => {
+        const e = new Error(`the sandbox at ${this.origin} did not answer; is it serving sandbox.html, and does its frame-ancestors list ${location.origin}?`);
+        e.code = "timeout";
+        done(e);
+      }, timeoutMs);
+      this.frame.addEventListener("load", ping);
+    });
+  }
+
+  request(body, onProgress) {
+    if (!this.frame) return Promise.reject(new Error("stopped"));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onProgress });
+      this.frame.contentWindow.postMessage({ v: PROTOCOL_VERSION, id, ...body }, this.origin);
+    });
+  }
+
+  async run(inputs) {
+    const msg = {};
+    for (const [name, t] of Object.entries(inputs)) msg[name] = { data: Float32Array.from(t.data), shape: t.shape.slice() };
+    const t0 = performance.now();
+    const r = await this.request({ type: "run", inputs: msg });
+    const outputs = {};
+    for (const [name, o] of Object.entries(r.outputs)) outputs[name] = { data: Array.from(o.data), shape: o.shape };
+    return { outputs, timings: { ...r.timings, roundTripMs: performance.now() - t0 } };
+  }
+
+  report(d, r, source) {
+    const m = this.ready.model;
+    const iso = this.ready.isolation;
+    const value = {
+      request: d.request,
+      source,
+      outputs: r.outputs,
+      model: { name: m.name, file: m.file, sha256: m.sha256, integrity: m.integrity, verified: m.verified === true, source: m.source },
+      engine: this.ready.engine?.version ?? null,
+      isolation: { mode: iso?.mode, sandbox: iso?.sandbox?.crossOriginIsolated === true, worker: iso?.worker?.crossOriginIsolated === true, page: window.crossOriginIsolated === true },
+      timings: r.timings,
+    };
+    this.showResult(r.outputs);
+    if (d.returnResult) {
+      this.lastSent = d.request + (source === "browser" ? `#${++this.seq}` : "");
+      value.seq = this.seq ?? 0;
+      this.setStateValue("result", value);
+    }
+    this.ui.box.dataset.runs = String(Number(this.ui.box.dataset.runs ?? 0) + 1);
+  }
+
+  showResult(outputs) {
+    const [name, o] = Object.entries(outputs)[0] ?? [];
+    if (!o) return;
+    const labels = this.d.labels;
+    let text;
+    if (labels && labels.length === o.data.length) {
+      let best = 0;
+      for (let i = 1; i < o.data.length; i++) if (o.data[i] > o.data[best]) best = i;
+      text = `${name}: ${labels[best]} (${(o.data[best] * 100).toFixed(1)}%)`;
+    } else {
+      text = `${name}: [${o.shape.join(", ")}] ${o.data.slice(0, 8).map((v) => v.toPrecision(4)).join(", ")}${o.data.length > 8 ? ", …" : ""}`;
+    }
+    this.ui.out.textContent = text;
+  }
+
+  runData(d) {
+    this.d = d;
+    if (d.request === d.have || d.request === this.lastSent) return; // Python already has it
+    this.lastSent = d.request;
+    this.busy = this.busy.then(async () => {
+      try {
+        this.setState("running…", "running");
+        const r = await this.run(d.inputs);
+        this.report(d, r, "python");
+        this.setState(`done · ${r.timings.computeMs?.toFixed?.(2) ?? "?"} ms in the worker`, "done");
+      } catch (e) {
+        this.lastSent = null;
+        this.fail(e.message, e.code ?? "run");
+      }
+    });
+  }
+
+  // ------------------------------------------------------------ client-only input
+
+  buildInputUi() {
+    const spec = this.d.inputSpec;
+    const wrap = el("div", { className: "sc-input" });
+    const note = el("p", { className: "sc-note" }, "Your input stays in this browser: it goes straight to the sandboxed engine; only the result is sent to the app.");
+    const pick = el("input", { type: "file", accept: ".npy,.json,.csv,.txt", dataset: { role: "file" } });
+    pick.addEventListener("change", () => this.fromFile(pick.files?.[0]));
+    wrap.append(note);
+    const dims = (spec?.shape ?? []).slice(-2);
+    if (dims.length === 2 && dims.every((x) => Number.isInteger(x) && x <= 64)) {
+      this.grid = { h: dims[0], w: dims[1] };
+      const pad = el("canvas", { className: "sc-pad", width: 224, height: 224, dataset: { role: "pad" } });
+      const clear = el("button", { type: "button", className: "sc-btn" }, "Clear");
+      const run = el("button", { type: "button", className: "sc-btn sc-primary", dataset: { role: "run" } }, "Run");
+      clear.addEventListener("click", () => this.clearPad());
+      run.addEventListener("click", () => this.fromPad());
+      this.pad = pad;
+      this.strokes = [];
+      this.wirePad(pad);
+      wrap.append(el("div", { className: "sc-padrow" }, pad, el("div", { className: "sc-col" }, run, clear, el("label", {}, "or a file (.npy, .json, .csv): ", pick))));
+    } else {
+      wrap.append(el("label", {}, "Input file (.npy float32, .json or .csv numbers): ", pick));
+    }
+    return wrap;
+  }
+
+  wirePad(pad) {
+    const g = pad.getContext("2d", { willReadFrequently: true });
+    let drawing = false;
+    const pt = (ev) => {
+      const r = pad.getBoundingClientRect();
+      return { x: (ev.clientX - r.left) / r.width, y: (ev.clientY - r.top) / r.height };
+    };
+    const paint = () => {
+      g.clearRect(0, 0, pad.width, pad.height);
+      g.lineCap = "round";
+      g.lineJoin = "round";
+      g.strokeStyle = "#111827";
+      g.lineWidth = pad.width * 0.075;
+      for (const s of this.strokes) {
+        g.beginPath();
+        s.forEach((p, i) => (i ? g.lineTo(p.x * pad.width, p.y * pad.height) : g.moveTo(p.x * pad.width, p.y * pad.height)));
+        if (s.length === 1) g.lineTo(s[0].x * pad.width + 0.5, s[0].y * pad.height);
+        g.stroke();
+      }
+    };
+    this.paint = paint;
+    pad.addEventListener("pointerdown", (ev) => {
+      ev.preventDefault();
+      pad.setPointerCapture(ev.pointerId);
+      drawing = true;
+      this.strokes.push([pt(ev)]);
+      paint();
+    });
+    pad.addEventListener("pointermove", (ev) => {
+      if (!drawing) return;
+      this.strokes[this.strokes.length - 1].push(pt(ev));
+      paint();
+    });
+    const end = () => {
+      if (!drawing) return;
+      drawing = false;
+      this.fromPad();
+    };
+    pad.addEventListener("pointerup", end);
+    pad.addEventListener("pointercancel", end);
+  }
+
+  clearPad() {
+    this.strokes = [];
+    this.paint?.();
+    this.ui.out.textContent = "";
+  }
+
+  /** The strokes as an h x w grid of ink coverage in [0, 1] (optdigits-style: fit to a box, count inked pixels per cell). */
+  padInput() {
+    const pts = this.strokes.flat();
+    if (!pts.length) return null;
+    const { h, w } = this.grid;
+    const S = 4; // sub-pixels per cell
+    const W = w * S, H = h * S, pen = Math.max(1, Math.round(Math.min(W, H) * 0.16));
+    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    for (const p of pts) { x0 = Math.min(x0, p.x); x1 = Math.max(x1, p.x); y0 = Math.min(y0, p.y); y1 = Math.max(y1, p.y); }
+    const s = (Math.min(W, H) - pen) / Math.max(x1 - x0, y1 - y0, 0.05);
+    const ox = (W - (x1 - x0) * s) / 2, oy = (H - (y1 - y0) * s) / 2;
+    const c = document.createElement("canvas");
+    c.width = W;
+    c.height = H;
+    const k = c.getContext("2d", { willReadFrequently: true });
+    Object.assign(k, { lineCap: "round", lineJoin: "round", lineWidth: pen, strokeStyle: "#000" });
+    for (const st of this.strokes) {
+      k.beginPath();
+      st.forEach((p, i) => (i ? k.lineTo : k.moveTo).call(k, ox + (p.x - x0) * s, oy + (p.y - y0) * s));
+      if (st.length === 1) k.lineTo(ox + (st[0].x - x0) * s + 0.01, oy + (st[0].y - y0) * s);
+      k.stroke();
+    }
+    const a = k.getImageData(0, 0, W, H).data;
+    const out = new Array(h * w).fill(0);
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) if (a[(y * W + x) * 4 + 3] > 127) out[Math.floor(y / S) * w + Math.floor(x / S)] += 1 / (S * S);
+    return out;
+  }
+
+  fromPad() {
+    const data = this.padInput();
+    if (data) this.runClient(data);
+  }
+
+  async fromFile(file) {
+    if (!file) return;
+    try {
+      const buf = await file.arrayBuffer();
+      let data;
+      if (/\.npy$/i.test(file.name)) data = parseNpy(buf);
+      else {
+        const text = new TextDecoder().decode(buf);
+        data = /\.json$/i.test(file.name) ? JSON.parse(text).flat(Infinity) : text.split(/[\s,;]+/).filter(Boolean).map(Number);
+      }
+      if (!data.length || data.some((v) => typeof v !== "number" || !Number.isFinite(v))) throw new Error("the file must hold finite numbers");
+      this.runClient(data);
+    } catch (e) {
+      this.ui.out.textContent = `cannot use ${file.name}: ${e.message}`;
+    }
+  }
+
+  runClient(flat) {
+    const spec = this.d.inputSpec;
+    const fixed = spec.shape.filter((x) => Number.isInteger(x));
+    const per = fixed.reduce((a, b) => a * b, 1);
+    if (flat.length % per !== 0) {
+      this.ui.out.textContent = `the input has ${flat.length} values; the model wants a multiple of ${per}`;
+      return;
+    }
+    const shape = spec.shape.map((x) => (Number.isInteger(x) ? x : flat.length / per));
+    const d = this.d;
+    this.busy = this.busy.then(async () => {
+      try {
+        const r = await this.run({ [spec.name]: { data: flat, shape } });
+        this.report(d, r, "browser");
+      } catch (e) {
+        this.ui.out.textContent = e.message;
+      }
+    });
+  }
+
+  // ------------------------------------------------------------ lifetime
+
+  close() {
+    if (this.listener) removeEventListener("message", this.listener);
+    this.frame?.remove();
+    this.frame = null;
+    this.ui.box.remove();
+    for (const [, p] of this.pending) p.reject(new Error("closed"));
+    this.pending.clear();
+  }
+}
+
+/** float32 / float64 / int .npy (C order) to numbers. */
+function parseNpy(buf) {
+  const b = new Uint8Array(buf);
+  if (b[0] !== 0x93 || String.fromCharCode(...b.slice(1, 6)) !== "NUMPY") throw new Error("not an .npy file");
+  const major = b[6];
+  const hlen = major === 1 ? b[8] | (b[9] << 8) : new DataView(buf).getUint32(8, true);
+  const off = major === 1 ? 10 : 12;
+  const header = new TextDecoder().decode(b.slice(off, off + hlen));
+  const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
+  if (/'fortran_order':\s*True/.test(header)) throw new Error("Fortran-order arrays are not supported");
+  const body = buf.slice(off + hlen);
+  const views = { "<f4": Float32Array, "<f8": Float64Array, "<i4": Int32Array, "|u1": Uint8Array, "<i8": BigInt64Array };
+  const V = views[descr];
+  if (!V) throw new Error(`unsupported dtype ${descr}`);
+  return Array.from(new V(body), Number);
+}
+
+export default function (component) {
+  const { data: d, parentElement, key, setStateValue } = component;
+  const id = `${component.name}:${key}`;
+  let s = sessions.get(id);
+  const frameKey = JSON.stringify([d.sandboxUrl, d.model, d.config, d.mode, d.expectedParent, d.inputSpec]);
+  if (s && s.frameKey === frameKey && s.root === parentElement && s.ui.box.isConnected) {
+    clearTimeout(s.teardownTimer);
+    s.setStateValue = setStateValue;
+    if (d.mode === "data" && s.ready && s.frame) s.runData(d);
+    else s.d = d;
+  } else {
+    s?.close();
+    const root = parentElement;
+    s = new Session(d, root);
+    s.frameKey = frameKey;
+    s.setStateValue = setStateValue;
+    s.seq = 0;
+    sessions.set(id, s);
+    s.start();
+  }
+  const mine = s;
+  return () => {
+    mine.teardownTimer = setTimeout(() => {
+      if (sessions.get(id) === mine) sessions.delete(id);
+      mine.close();
+    }, 1000);
+  };
+}
