@@ -6,3 +6,4 @@ pub mod compare;
 pub mod conformance;
 pub mod npy;
 pub mod runtime;
+pub mod serve;

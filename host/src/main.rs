@@ -6,7 +6,7 @@ use inference::{ElementType, TensorData};
 use secure_context::backend::{dummy_input, encoding_for, Backend, Native};
 use secure_context::compare::Tolerance;
 use secure_context::runtime::{self, component_path};
-use secure_context::{bench, conformance, npy};
+use secure_context::{bench, conformance, npy, serve};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -78,6 +78,8 @@ enum Command {
     },
     /// Load time and latency: component on wasmtime, native, and onnxruntime.
     Bench(bench::BenchArgs),
+    /// Serve a wasi:http component (the edge app) like `wasmtime serve -Scli`; --timeout-ms bounds a request.
+    Serve(serve::ServeArgs),
 }
 
 fn open_backend(cli: &Cli, choice: EngineChoice) -> Result<Box<dyn Backend>> {
@@ -304,6 +306,7 @@ fn main() {
             })
         }
         Command::Bench(args) => bench::run(args, &component_path(cli.component.as_deref())),
+        Command::Serve(args) => serve::serve(args.clone(), Duration::from_millis(cli.timeout_ms)),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

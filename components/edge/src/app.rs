@@ -400,6 +400,17 @@ pub fn handle(
     };
     let done = |r: Response| finish(r, Kind::Resource, config);
 
+    let head = match req.method {
+        "GET" => false,
+        "HEAD" => true,
+        _ => {
+            return done(plain(
+                405,
+                "method not allowed\n",
+                vec![h("allow", "GET, HEAD")],
+            ))
+        }
+    };
     match https_redirect(req, config) {
         Some(Ok(location)) => {
             return done(plain(
@@ -412,17 +423,6 @@ pub fn handle(
         None => {}
     }
 
-    let head = match req.method {
-        "GET" => false,
-        "HEAD" => true,
-        _ => {
-            return done(plain(
-                405,
-                "method not allowed\n",
-                vec![h("allow", "GET, HEAD")],
-            ))
-        }
-    };
     let strip = |mut r: Response| {
         if head {
             if let Body::Bytes(b) = &r.body {

@@ -4,7 +4,7 @@
 //!
 //! | Variable | Values | Default |
 //! |---|---|---|
-//! | `SC_FRAME_ANCESTORS` | origins allowed to frame `sandbox.html`, space or comma separated: `https://host[:port]`, or `http://` for loopback hosts | none (same origin only) |
+//! | `SC_FRAME_ANCESTORS` | origins allowed to frame `sandbox.html`, space or comma separated: `https://host[:port]`, or `http://` for loopback hosts (development; the Observatory counts it as an insecure scheme) | none (same origin only) |
 //! | `SC_REQUIRE_HTTPS` | `true`: plain-HTTP requests for a non-loopback host are redirected (308) to `https://`; `false`: never | `true` |
 //! | `SC_API` | `on` / `off`: the JSON API under `/api/` | `off` |
 

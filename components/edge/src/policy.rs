@@ -39,10 +39,12 @@ pub const RESOURCE_CSP: &str = "default-src 'none'; base-uri 'none'; form-action
 object-src 'none'; frame-ancestors 'none'; require-trusted-types-for 'script'";
 
 /// Powerful features off for this origin and everything it embeds; cross-origin isolation on.
-pub const PERMISSIONS_POLICY: &str = "accelerometer=(), autoplay=(), bluetooth=(), camera=(), \
+/// Only features Chromium recognizes (an unknown one is a console error on every page load;
+/// tests/edge/browser.test.mjs checks).
+pub const PERMISSIONS_POLICY: &str = "accelerometer=(), autoplay=(), camera=(), \
 display-capture=(), encrypted-media=(), fullscreen=(), geolocation=(), gyroscope=(), hid=(), \
 idle-detection=(), magnetometer=(), microphone=(), midi=(), payment=(), picture-in-picture=(), \
-publickey-credentials-get=(), screen-wake-lock=(), serial=(), usb=(), web-share=(), \
+publickey-credentials-get=(), screen-wake-lock=(), serial=(), usb=(), \
 xr-spatial-tracking=(), cross-origin-isolated=(self)";
 
 pub const HSTS: &str = "max-age=31536000; includeSubDomains";
@@ -90,7 +92,15 @@ pub fn apply(headers: &mut Vec<(String, String)>, kind: Kind, config: &Config) {
     set("content-security-policy", csp(kind, config));
     set("cross-origin-opener-policy", "same-origin".into());
     set("cross-origin-embedder-policy", "require-corp".into());
-    set("cross-origin-resource-policy", "same-origin".into());
+    // The sandbox document, when other origins may frame it: a COEP `require-corp` embedder
+    // (an isolated client page) loads it only if its CORP allows cross-origin (Fetch's CORP
+    // check applies to nested navigations). Who may frame it stays `frame-ancestors`' call.
+    let corp = if kind == Kind::SandboxDocument && !config.frame_ancestors.is_empty() {
+        "cross-origin"
+    } else {
+        "same-origin"
+    };
+    set("cross-origin-resource-policy", corp.into());
     set("permissions-policy", PERMISSIONS_POLICY.into());
     if kind == Kind::SandboxDocument {
         set(

@@ -1,0 +1,536 @@
+//! `secure-context serve`: serves a `wasi:http` component over HTTP/1.1 the way
+//! `wasmtime serve -Scli --dir HOST::GUEST --env K=V --addr ADDR x.wasm` (wasmtime-cli 48.0.8,
+//! `src/commands/serve.rs`) does, on the same crate (`wasmtime-wasi-http` 48.0.8 and its
+//! `handler` module): `wasi:http/handler@0.3.0` (WASIp3, spin-sdk 7) and
+//! `wasi:http/incoming-handler@0.2` (WASIp2) components, all of `wasi:cli` linked (`-Scli`).
+//!
+//! Differences, all on the safe side: preopened directories are read-only, outgoing HTTP is
+//! refused (`HTTP-request-denied`), the host environment is never inherited (only `--env`),
+//! and requests are bounded in time (`--timeout-ms`) and number (`--max-connections`).
+
+use anyhow::{bail, Context as _, Result};
+use bytes::Bytes;
+use clap::Args;
+use http_body_util::{BodyExt as _, Full};
+use hyper::server::conn::http1;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, GuestTaskId, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreContextMut};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::handler::{
+    HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
+    WorkerStatus,
+};
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+/// Requests one WASIp3 instance handles before it is replaced (wasmtime serve's default).
+const P3_MAX_REUSE: usize = 128;
+/// Requests one WASIp3 instance handles at the same time (wasmtime serve's default).
+const P3_MAX_CONCURRENT_REUSE: usize = 16;
+/// An idle instance is dropped after this long.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the epoch ticks (request timeouts trap the guest on the next tick).
+const EPOCH_TICK: Duration = Duration::from_millis(50);
+
+#[derive(Args, Clone, Debug)]
+pub struct ServeArgs {
+    /// The component: exports wasi:http/handler@0.3.0 (or wasi:http/incoming-handler@0.2.x).
+    pub component: PathBuf,
+    /// Socket address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Preopen a host directory for the guest, read-only: HOST::GUEST (or HOST, mounted at HOST).
+    #[arg(long = "dir", value_name = "HOST::GUEST")]
+    pub dirs: Vec<String>,
+    /// Set an environment variable for the guest: NAME=VALUE, or NAME to pass the host's value.
+    #[arg(long = "env", value_name = "NAME[=VALUE]")]
+    pub envs: Vec<String>,
+    /// WASI options, for command-line compatibility with `wasmtime serve`: only `cli`
+    /// (all of wasi:cli is always linked).
+    #[arg(short = 'S', value_name = "OPTION")]
+    pub wasi: Vec<String>,
+    /// Connections served at the same time; more wait to be accepted.
+    #[arg(long, default_value_t = 1000)]
+    pub max_connections: usize,
+}
+
+struct Host {
+    table: ResourceTable,
+    ctx: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: DenyOutgoing,
+}
+
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for Host {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// Outgoing HTTP is not part of what the served components may do.
+struct DenyOutgoing;
+
+type SendResult = wasmtime_wasi_http::Result<(
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+)>;
+
+impl WasiHttpHooks for DenyOutgoing {
+    fn send_request(
+        &mut self,
+        _request: http::Request<WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}
+
+/// What each instance's store is made from.
+#[derive(Clone, Debug)]
+struct GuestSetup {
+    dirs: Vec<(PathBuf, String)>,
+    envs: Vec<(String, String)>,
+}
+
+impl GuestSetup {
+    fn from_args(args: &ServeArgs) -> Result<Self> {
+        for s in &args.wasi {
+            if s != "cli" && s != "cli=y" {
+                bail!("-S {s}: only `-S cli` is supported (all of wasi:cli is linked)");
+            }
+        }
+        let mut dirs = Vec::new();
+        for d in &args.dirs {
+            let (host, guest) = match d.split_once("::") {
+                Some((h, g)) => (h, g),
+                None => (d.as_str(), d.as_str()),
+            };
+            let host = PathBuf::from(host);
+            if !host.is_dir() {
+                bail!("--dir {d}: {} is not a directory", host.display());
+            }
+            dirs.push((host, guest.to_string()));
+        }
+        let mut envs = Vec::new();
+        for e in &args.envs {
+            match e.split_once('=') {
+                Some((k, v)) => envs.push((k.to_string(), v.to_string())),
+                None => {
+                    if let Ok(v) = std::env::var(e) {
+                        envs.push((e.clone(), v));
+                    }
+                }
+            }
+        }
+        Ok(GuestSetup { dirs, envs })
+    }
+
+    fn new_store(&self, engine: &Engine, instance_id: u64) -> Result<Store<Host>> {
+        let mut b = WasiCtxBuilder::new();
+        b.inherit_stdout().inherit_stderr();
+        // As wasmtime serve does by default: file reads run on the calling thread instead of
+        // a hop to tokio's blocking pool (preopens are local, read-only files; request
+        // timeouts still end a guest at the next epoch tick).
+        b.allow_blocking_current_thread(true);
+        for (k, v) in &self.envs {
+            b.env(k, v);
+        }
+        b.env("INSTANCE_ID", instance_id.to_string());
+        for (host, guest) in &self.dirs {
+            b.preopened_dir(host, guest, FsPerms::ReadOnly)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("preopening {}", host.display()))?;
+        }
+        Ok(Store::new(
+            engine,
+            Host {
+                table: ResourceTable::new(),
+                ctx: b.build(),
+                http: WasiHttpCtx::new(),
+                hooks: DenyOutgoing,
+            },
+        ))
+    }
+}
+
+struct Expiration {
+    request_timeout: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl WorkerExpiration for Expiration {
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        status: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
+        let timeout = match status {
+            WorkerStatus::Idle => IDLE_TIMEOUT,
+            WorkerStatus::Requests | WorkerStatus::PostReturn => self.request_timeout,
+        };
+        match start.checked_add(timeout) {
+            Some(deadline) => {
+                let deadline = tokio::time::Instant::from_std(deadline);
+                if deadline != self.sleep.deadline() {
+                    self.sleep.as_mut().reset(deadline);
+                }
+                self.sleep.as_mut().poll(cx)
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+struct Worker {
+    max_reuse: usize,
+    max_concurrent: usize,
+    request_timeout: Duration,
+}
+
+impl WorkerState for Worker {
+    type StoreData = Host;
+    type RequestData = u64;
+
+    fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+        if total >= self.max_reuse {
+            ShouldAccept::Never
+        } else if concurrent >= self.max_concurrent {
+            ShouldAccept::No
+        } else {
+            ShouldAccept::Yes
+        }
+    }
+
+    fn on_request_start(
+        &self,
+        _store: StoreContextMut<'_, Host>,
+        _request_id: u64,
+        _task: GuestTaskId,
+    ) -> Pin<Box<dyn Future<Output = ()> + 'static + Send + Sync>> {
+        Box::pin(tokio::time::sleep(self.request_timeout))
+    }
+
+    fn drop(&self, store: Store<Host>, result: wasmtime::Result<()>) {
+        if let Err(e) = result {
+            eprintln!("serve: worker failed: {e:?}");
+        }
+        drop(store);
+    }
+}
+
+struct State {
+    setup: GuestSetup,
+    component: Component,
+    pre: ProxyPre<Host>,
+    p3: bool,
+    request_timeout: Duration,
+    next_instance: AtomicU64,
+    next_request: AtomicU64,
+    requests: Semaphore,
+}
+
+impl HandlerState for State {
+    type StoreData = Host;
+    type WorkerExpiration = Expiration;
+    type WorkerState = Worker;
+
+    async fn instantiate(&self) -> wasmtime::Result<Instance<Host, Expiration, Worker>> {
+        let id = self.next_instance.fetch_add(1, Ordering::Relaxed);
+        let mut store = self
+            .setup
+            .new_store(self.component.engine(), id)
+            .map_err(wasmtime::Error::from_anyhow)?;
+        // As wasmtime serve does with a timeout: a running guest yields at every epoch tick,
+        // so the request timeout (`on_request_start`) can end it.
+        store.epoch_deadline_async_yield_and_update(1);
+        store.set_epoch_deadline(1);
+        let proxy = self.pre.instantiate_async(&mut store).await?;
+        let (max_reuse, max_concurrent) = if self.p3 {
+            (P3_MAX_REUSE, P3_MAX_CONCURRENT_REUSE)
+        } else {
+            (1, 1)
+        };
+        Ok(Instance {
+            store,
+            proxy,
+            view: WasiHttpView::http,
+            expiration: Expiration {
+                request_timeout: self.request_timeout,
+                sleep: Box::pin(tokio::time::sleep(Duration::MAX / 4)),
+            },
+            state: Worker {
+                max_reuse,
+                max_concurrent,
+                request_timeout: self.request_timeout,
+            },
+        })
+    }
+}
+
+/// Builds the engine and linker and pre-instantiates the component.
+fn prepare(args: &ServeArgs, request_timeout: Duration) -> Result<State> {
+    let setup = GuestSetup::from_args(args)?;
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.wasm_component_model_async(true);
+    config.epoch_interruption(true);
+    let engine = Engine::new(&config)?;
+    let mut linker: Linker<Host> = Linker::new(&engine);
+    // `-Scli`: every wasi:cli@0.2 and @0.3 interface, then HTTP.
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+    let bytes = std::fs::read(&args.component)
+        .with_context(|| format!("reading {}", args.component.display()))?;
+    let component = Component::new(&engine, &bytes)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("compiling {}", args.component.display()))?;
+    let instance = linker.instantiate_pre(&component)?;
+    let (pre, p3) = match wasmtime_wasi_http::p3::bindings::ServicePre::new(instance.clone()) {
+        Ok(pre) => (ProxyPre::P3(pre), true),
+        Err(_) => (
+            ProxyPre::P2(
+                wasmtime_wasi_http::p2::bindings::ProxyPre::new(instance)
+                    .map_err(anyhow::Error::from)
+                    .context("the component exports neither wasi:http/handler@0.3 nor wasi:http/incoming-handler@0.2")?,
+            ),
+            false,
+        ),
+    };
+    Ok(State {
+        setup,
+        component,
+        pre,
+        p3,
+        request_timeout,
+        next_instance: AtomicU64::new(0),
+        next_request: AtomicU64::new(0),
+        requests: Semaphore::new(1000),
+    })
+}
+
+/// Runs the server until Ctrl-C (or SIGTERM).
+pub fn serve(args: ServeArgs, request_timeout: Duration) -> Result<()> {
+    let state = prepare(&args, request_timeout)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(args, state))
+}
+
+async fn run(args: ServeArgs, state: State) -> Result<()> {
+    let engine = state.component.engine().clone();
+    let p3 = state.p3;
+    let handler = ProxyHandler::new(state);
+
+    let socket = match args.addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket
+        .bind(args.addr)
+        .with_context(|| format!("binding {}", args.addr))?;
+    let listener = socket.listen(1024)?;
+    eprintln!(
+        "Serving HTTP on http://{}/ ({})",
+        listener.local_addr()?,
+        if p3 {
+            "wasi:http/handler@0.3.0"
+        } else {
+            "wasi:http/incoming-handler@0.2"
+        }
+    );
+
+    let ticking = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let ticker = {
+        let ticking = ticking.clone();
+        std::thread::spawn(move || {
+            while ticking.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })
+    };
+
+    let connections = Arc::new(Semaphore::new(args.max_connections.max(1)));
+    let shutdown = async {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r?,
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c().await?;
+        anyhow::Ok(())
+    };
+    tokio::pin!(shutdown);
+    loop {
+        let (permit, stream) = tokio::select! {
+            r = &mut shutdown => { r?; break; }
+            v = async {
+                let permit = connections.clone().acquire_owned().await?;
+                let (stream, _) = listener.accept().await?;
+                anyhow::Ok((permit, stream))
+            } => match v {
+                Ok(v) => v,
+                Err(e) => { eprintln!("serve: accept: {e}"); continue; }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            handle_client(stream, &handler).await;
+            drop(permit);
+        });
+    }
+    ticking.store(false, Ordering::Relaxed);
+    let _ = ticker.join();
+    Ok(())
+}
+
+async fn handle_client(stream: tokio::net::TcpStream, handler: &ProxyHandler<State>) {
+    let result = http1::Builder::new()
+        .timer(TokioTimer)
+        .keep_alive(true)
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(
+            TokioIo::new(stream),
+            hyper::service::service_fn(move |req| async move {
+                match handle_request(handler, req).await {
+                    Ok(r) => Ok::<_, Infallible>(r),
+                    Err(e) => {
+                        eprintln!("serve: error: {e:?}");
+                        Ok(internal_error())
+                    }
+                }
+            }),
+        )
+        .await;
+    if let Err(e) = result {
+        if !e.is_incomplete_message() {
+            eprintln!("serve: connection: {e}");
+        }
+    }
+}
+
+/// hyper's timer (for `header_read_timeout`: a client that never finishes its request
+/// headers is dropped after 30 s), on tokio.
+#[derive(Clone, Copy, Debug)]
+struct TokioTimer;
+
+struct TokioSleep(Pin<Box<tokio::time::Sleep>>);
+
+impl Future for TokioSleep {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl hyper::rt::Sleep for TokioSleep {}
+
+impl hyper::rt::Timer for TokioTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(TokioSleep(Box::pin(tokio::time::sleep(duration))))
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(TokioSleep(Box::pin(tokio::time::sleep_until(
+            tokio::time::Instant::from_std(deadline),
+        ))))
+    }
+}
+
+/// The component failed (trap, timeout): no detail leaves the server.
+fn internal_error() -> hyper::Response<WasiBody> {
+    let mut r = hyper::Response::new(
+        Full::new(Bytes::from_static(b"internal server error\n"))
+            .map_err(|_| unreachable!())
+            .boxed_unsync(),
+    );
+    *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+    let h = r.headers_mut();
+    for (n, v) in [
+        ("content-type", "text/plain; charset=utf-8"),
+        ("cache-control", "no-store"),
+        ("x-content-type-options", "nosniff"),
+        (
+            "content-security-policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        ("cross-origin-resource-policy", "same-origin"),
+    ] {
+        h.insert(n, http::HeaderValue::from_static(v));
+    }
+    r
+}
+
+async fn handle_request(
+    handler: &ProxyHandler<State>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> wasmtime::Result<hyper::Response<WasiBody>> {
+    let _permit = handler.state().requests.acquire().await?;
+    let id = handler.state().next_request.fetch_add(1, Ordering::Relaxed);
+    let mut req = req.map(|body| body.map_err(|e| e.into()).boxed_unsync());
+    with_authority(&mut req);
+    handler.handle(id, req).await
+}
+
+/// As Spin does (and `wasmtime serve` does not): an origin-form request reaches the guest with
+/// scheme `http` and the `Host` header as its authority, so the component can tell which host
+/// the client asked for. A Host that is not a valid authority, or more than one, is left out.
+fn with_authority<B>(req: &mut hyper::Request<B>) {
+    if req.uri().authority().is_some()
+        || req.headers().get_all(http::header::HOST).iter().count() != 1
+    {
+        return;
+    }
+    let Some(authority) = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse::<http::uri::Authority>().ok())
+    else {
+        return;
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(authority);
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+}

@@ -1,0 +1,147 @@
+// Helpers for the edge app tests: start `secure-context serve` on 127.0.0.1 (a free port) over
+// the built component, and speak raw HTTP/1.1 to it (node's http client would normalize or
+// refuse the hostile requests we want to send).
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const BIN = process.env.SC_BIN ?? path.join(ROOT, "target/release/secure-context");
+export const COMPONENT = path.join(ROOT, "target/wasm32-wasip2/wasm/edge.wasm");
+export const WEB = path.join(ROOT, "build/web");
+export const EDGE = path.join(ROOT, "build/edge");
+
+export function manifest() {
+  return JSON.parse(fs.readFileSync(path.join(WEB, "asset-manifest.json"), "utf8"));
+}
+
+/** The argument list scripts/up uses (minus --addr), so tests run what users run. */
+export function serveArgs(env = {}) {
+  const args = ["serve", "-Scli", "--dir", `${WEB}::/web`, "--dir", `${EDGE}::/edge`];
+  for (const [k, v] of Object.entries(env)) args.push("--env", `${k}=${v}`);
+  return args;
+}
+
+/**
+ * Starts the server; resolves to { origin, port, stop, stderr() }.
+ * @param {Record<string,string>} env  settings for the component (--env)
+ */
+export async function startEdge(env = {}) {
+  const port = await freePort();
+  const child = spawn(BIN, [...serveArgs(env), "--addr", `127.0.0.1:${port}`, COMPONENT], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let err = "";
+  child.stderr.on("data", (d) => { err += d; });
+  child.stdout.on("data", (d) => { err += d; });
+  const deadline = Date.now() + 120_000;
+  while (!/Serving HTTP on/.test(err)) {
+    if (child.exitCode !== null) throw new Error(`secure-context serve exited: ${err}`);
+    if (Date.now() > deadline) { child.kill(); throw new Error(`server did not start: ${err}`); }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    port,
+    stderr: () => err,
+    stop: () => new Promise((resolve) => {
+      if (child.exitCode !== null) return resolve();
+      child.once("exit", () => resolve());
+      child.kill("SIGINT");
+    }),
+  };
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = /** @type {net.AddressInfo} */ (s.address());
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Sends raw bytes, reads until the server closes (or timeout), parses one response.
+ * @returns {Promise<{status:number, headers:Record<string,string[]>, body:Buffer, raw:Buffer}>}
+ */
+export function rawRequest(port, bytes, { timeoutMs = 10_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, "127.0.0.1");
+    const chunks = [];
+    const timer = setTimeout(() => { sock.destroy(); finish(); }, timeoutMs);
+    let done = false;
+    function finish() {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      const raw = Buffer.concat(chunks);
+      try { resolve(parseResponse(raw)); } catch (e) { reject(e); }
+    }
+    sock.on("data", (d) => {
+      chunks.push(d);
+      if (complete(Buffer.concat(chunks))) { sock.destroy(); finish(); }
+    });
+    sock.on("end", finish);
+    sock.on("close", finish);
+    sock.on("error", () => finish());
+    sock.write(bytes);
+  });
+}
+
+/** A whole response is in `raw` (keep-alive: the server does not close). */
+function complete(raw) {
+  const end = raw.indexOf("\r\n\r\n");
+  if (end < 0) return false;
+  const head = raw.subarray(0, end).toString("latin1");
+  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1]);
+  if (status === 304 || status === 204 || (status >= 100 && status < 200)) return true;
+  const body = raw.length - end - 4;
+  const cl = /\r\ncontent-length:\s*(\d+)/i.exec(head);
+  if (cl) return body >= Number(cl[1]);
+  if (/\r\ntransfer-encoding:\s*chunked/i.test(head)) return raw.subarray(raw.length - 5).toString("latin1") === "0\r\n\r\n";
+  return false;
+}
+
+export function parseResponse(raw) {
+  const end = raw.indexOf("\r\n\r\n");
+  if (end < 0) return { status: 0, headers: {}, body: Buffer.alloc(0), raw };
+  const head = raw.subarray(0, end).toString("latin1").split("\r\n");
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(head[0]);
+  const headers = {};
+  for (const line of head.slice(1)) {
+    const i = line.indexOf(":");
+    const k = line.slice(0, i).trim().toLowerCase();
+    (headers[k] ??= []).push(line.slice(i + 1).trim());
+  }
+  let body = raw.subarray(end + 4);
+  if ((headers["transfer-encoding"] ?? [])[0] === "chunked") body = dechunk(body);
+  return { status: m ? Number(m[1]) : 0, headers, body, raw };
+}
+
+function dechunk(buf) {
+  const out = [];
+  let i = 0;
+  while (i < buf.length) {
+    const eol = buf.indexOf("\r\n", i);
+    if (eol < 0) break;
+    const n = parseInt(buf.subarray(i, eol).toString("latin1"), 16);
+    if (!n) break;
+    out.push(buf.subarray(eol + 2, eol + 2 + n));
+    i = eol + 2 + n + 2;
+  }
+  return Buffer.concat(out);
+}
+
+/** A well-formed request; `target` is sent byte for byte. */
+export function req(port, method, target, headers = {}) {
+  const h = { Host: `127.0.0.1:${port}`, Connection: "close", ...headers };
+  const lines = [`${method} ${target} HTTP/1.1`, ...Object.entries(h).filter(([, v]) => v !== null).map(([k, v]) => `${k}: ${v}`)];
+  return rawRequest(port, Buffer.from(lines.join("\r\n") + "\r\n\r\n", "latin1"));
+}
+
+export const first = (r, name) => (r.headers[name] ?? [])[0];
