@@ -23,21 +23,18 @@ import urllib.parse
 from pathlib import Path
 from typing import Iterable
 
-# Same list as tests/browser/serve.mjs CSP_DIRECTIVES (the runtime's policy).
-CSP_DIRECTIVES = (
-    "default-src 'none'",
-    "script-src 'self' 'wasm-unsafe-eval'",
-    "worker-src 'self'",
-    "connect-src 'self'",
-    "style-src 'self'",
-    "img-src 'self'",
-    "frame-src 'self'",
-    "base-uri 'none'",
-    "form-action 'none'",
-    "object-src 'none'",
-    "require-trusted-types-for 'script'",
-    "trusted-types secure-context",
-)
+# The runtime's CSP: static/csp-directives.txt, the one list every server reads. Installed, it
+# comes with the runtime in web/; in a source checkout, from static/.
+def _read_csp_directives() -> tuple:
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "web" / "csp-directives.txt", here.parents[1] / "static" / "csp-directives.txt"):
+        if candidate.is_file():
+            lines = candidate.read_text(encoding="utf-8").splitlines()
+            return tuple(l.strip() for l in lines if l.strip() and not l.lstrip().startswith("#"))
+    raise ImportError("csp-directives.txt not found: run scripts/build-python to bundle the browser runtime")
+
+
+CSP_DIRECTIVES = _read_csp_directives()
 CSP_REPORT_PATH = "/__csp-report"
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",

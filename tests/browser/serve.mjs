@@ -15,20 +15,12 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const CSP_DIRECTIVES = [
-  "default-src 'none'",
-  "script-src 'self' 'wasm-unsafe-eval'",
-  "worker-src 'self'",
-  "connect-src 'self'",
-  "style-src 'self'",
-  "img-src 'self'",
-  "frame-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "object-src 'none'",
-  "require-trusted-types-for 'script'",
-  "trusted-types secure-context",
-];
+// The runtime's CSP: static/csp-directives.txt, the one list every server reads.
+export const CSP_DIRECTIVES = fs
+  .readFileSync(new URL("../../static/csp-directives.txt", import.meta.url), "utf8")
+  .split("\n")
+  .map((l) => l.trim())
+  .filter((l) => l && !l.startsWith("#"));
 
 export const CSP_REPORT_PATH = "/__csp-report";
 

@@ -17,22 +17,16 @@ pub enum Kind {
     Resource,
 }
 
-/// The directives every script-running context gets (the browser runtime's needs, as
-/// tests/browser/serve.mjs sends them): no inline script, no eval, wasm compilation only.
-pub const CSP_DIRECTIVES: &[&str] = &[
-    "default-src 'none'",
-    "script-src 'self' 'wasm-unsafe-eval'",
-    "worker-src 'self'",
-    "connect-src 'self'",
-    "style-src 'self'",
-    "img-src 'self'",
-    "frame-src 'self'",
-    "base-uri 'none'",
-    "form-action 'none'",
-    "object-src 'none'",
-    "require-trusted-types-for 'script'",
-    "trusted-types secure-context",
-];
+/// The directives every script-running context gets (no inline script, no eval, wasm
+/// compilation only): `static/csp-directives.txt`, the list every server of the runtime reads.
+const CSP_DIRECTIVES_TXT: &str = include_str!("../../../static/csp-directives.txt");
+
+pub fn csp_directives() -> impl Iterator<Item = &'static str> {
+    CSP_DIRECTIVES_TXT
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
 
 /// Resources never run script: nothing is allowed, nothing may frame them.
 pub const RESOURCE_CSP: &str = "default-src 'none'; base-uri 'none'; form-action 'none'; \
@@ -61,7 +55,7 @@ pub fn csp(kind: Kind, config: &Config) -> String {
         Kind::Worker => "'none'".to_string(),
         Kind::Resource => return RESOURCE_CSP.to_string(),
     };
-    let mut d: Vec<String> = CSP_DIRECTIVES.iter().map(|s| s.to_string()).collect();
+    let mut d: Vec<String> = csp_directives().map(str::to_string).collect();
     d.push(format!("frame-ancestors {ancestors}"));
     d.join("; ")
 }
