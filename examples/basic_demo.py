@@ -54,7 +54,8 @@ else:
     st.code(json.dumps({"probabilities": probs}), language="json")
 
 st.subheader("2. Client-only input: draw a digit")
-st.caption("The drawing goes from your browser straight to the sandbox; only the probabilities come back to Python.")
+st.caption("You draw (or pick a file) inside the sandbox frame, served by the engine's origin: this page never "
+           "sees the input, and only the probabilities come back to Python.")
 drawn = streamlit_secure_context(
     model_path="digits",
     security_config=SECURITY_CONFIG,
@@ -63,3 +64,4 @@ drawn = streamlit_secure_context(
 )
 if drawn is not None:
     st.write(f"You drew a **{drawn['prediction']['label']}** ({drawn['prediction']['score']:.1%}).")
+    st.code(json.dumps({"result_of_your_input": drawn["outputs"]["probabilities"]["data"]}), language="json")

@@ -10,13 +10,22 @@
 //
 // Requests (parent -> sandbox), all {v: 1, type, id, ...}:
 //   ping                                  -> pong
-//   init   {model, requireIsolation?, timeoutMs?}  -> progress*, ready | error
+//   init   {model, requireIsolation?, timeoutMs?, input?: {report: boolean}}
+//                                         -> progress*, ready | error
 //   run    {inputs: {name: {data: Float32Array, shape: number[]}}} -> result | error
 //   status                                -> status
 //   cancel                                -> cancelled {count}
 //   purge                                 -> purged {deleted}
 //   close                                 -> closed
 // Unsolicited: hello (once, at start).
+//
+// Input mode (init with `input`): this document shows a draw pad / file picker (sandbox-input.js)
+// and runs the user's input itself, so the raw input never leaves this origin. With
+// input.report true, each result is posted as
+//   input-result {id: <the init's id>, seq, outputs: {name: {data: Float32Array, shape}}, timings}
+// (outputs only: no input, no file name); with false, nothing is posted.
+
+import { mountInput } from "./sandbox-input.js";
 
 const PROTOCOL_VERSION = 1;
 const CACHE_NAME = "secure-context-models-v1";
@@ -178,7 +187,7 @@ function drop() {
 
 const SCHEMA = {
   ping: [],
-  init: ["model", "requireIsolation", "timeoutMs"],
+  init: ["model", "requireIsolation", "timeoutMs", "input"],
   run: ["inputs"],
   status: [],
   cancel: [],
@@ -200,6 +209,12 @@ function validate(msg) {
     if (msg.requireIsolation !== undefined && typeof msg.requireIsolation !== "boolean") return "init.requireIsolation must be a boolean";
     if (msg.timeoutMs !== undefined && !(Number.isInteger(msg.timeoutMs) && msg.timeoutMs >= LIMITS.minTimeoutMs && msg.timeoutMs <= LIMITS.maxTimeoutMs)) {
       return `init.timeoutMs must be an integer in [${LIMITS.minTimeoutMs}, ${LIMITS.maxTimeoutMs}]`;
+    }
+    if (msg.input !== undefined) {
+      const i = msg.input;
+      if (!i || typeof i !== "object" || Object.getPrototypeOf(i) !== Object.prototype) return "init.input must be an object {report: boolean}";
+      for (const k of Object.keys(i)) if (k !== "report") return `init.input: unexpected field ${JSON.stringify(k.slice(0, 40))}`;
+      if (typeof i.report !== "boolean") return "init.input.report must be a boolean";
     }
   }
   if (msg.type === "run") return validateInputs(msg.inputs);
@@ -294,6 +309,9 @@ async function handle(msg, origin) {
         engine.stop();
         throw e;
       }
+      if (msg.input && !(graphInfo?.inputs?.length === 1 && Array.isArray(graphInfo.inputs[0].shape))) {
+        throw new SandboxError("invalid-argument", "input mode needs a model with exactly one input of known rank");
+      }
       reply(origin, {
         type: "ready",
         id: msg.id,
@@ -303,6 +321,7 @@ async function handle(msg, origin) {
         isolation: statusSnapshot().isolation,
         timings: { ...loadTimings },
       });
+      if (msg.input) startInput(msg.input.report, msg.id, origin);
       return;
     }
     case "run": {
@@ -335,6 +354,29 @@ async function handle(msg, origin) {
       return;
     }
   }
+}
+
+/** Input mode: the UI runs the engine here; the parent gets outputs only, and only if asked. */
+function startInput(report, initId, origin) {
+  let seq = 0;
+  mountInput({
+    spec: graphInfo.inputs[0],
+    labels: model.labels,
+    reporting: report,
+    run: async ({ name, data, shape }) => {
+      if (state !== "ready") throw new SandboxError("invalid-state", `not ready (${state})`);
+      const t = { [name]: { data, shape } };
+      const problem = validateInputs(t);
+      if (problem) throw new SandboxError("invalid-argument", problem);
+      checkAgainstGraph(t);
+      const r = await engine.run([{ name, shape, data }]);
+      counters.runs++;
+      const outputs = {};
+      for (const o of r.outputs) outputs[o.name] = { data: o.data, shape: o.shape };
+      if (report) reply(origin, { type: "input-result", id: initId, seq: ++seq, outputs, timings: r.timings });
+      return { outputs };
+    },
+  });
 }
 
 // ---------------------------------------------------------------------------------------

@@ -51,7 +51,18 @@ export class SecureContextError extends Error {
   }
 }
 
-const REPLY_TYPES = new Set(["hello", "pong", "progress", "ready", "result", "status", "cancelled", "purged", "closed", "error"]);
+const REPLY_TYPES = new Set(["hello", "pong", "progress", "ready", "result", "status", "cancelled", "purged", "closed", "error", "input-result"]);
+
+/** An input-result's outputs, checked: {name: {data: Float32Array, shape: int[]}}, nothing else. */
+function checkOutputs(outputs) {
+  if (!outputs || typeof outputs !== "object" || Object.getPrototypeOf(outputs) !== Object.prototype) return false;
+  const entries = Object.entries(outputs);
+  return entries.length > 0 && entries.length <= 64 && entries.every(([, o]) =>
+    o && typeof o === "object" && Object.keys(o).every((k) => k === "data" || k === "shape")
+    && o.data instanceof Float32Array && Array.isArray(o.shape)
+    && o.shape.every((d) => Number.isSafeInteger(d) && d >= 0)
+    && o.shape.reduce((a, b) => a * b, 1) === o.data.length);
+}
 
 export class SecureContext {
   /** @type {HTMLIFrameElement} */ #frame;
@@ -64,6 +75,8 @@ export class SecureContext {
   /** @type {any} */ #ready = null;
   /** @type {((ev: MessageEvent) => void) | null} */ #listener = null;
   /** @type {(() => void) | null} */ #onHello = null;
+  /** @type {number | null} */ #inputId = null;
+  /** @type {((r: {outputs: Record<string, TensorValue>, timings: Timings, seq: number}) => void) | null} */ #onInput = null;
 
   /** @private use SecureContext.open */
   constructor(frame, origin) {
@@ -81,6 +94,8 @@ export class SecureContext {
    *   origin?: string,
    *   timeoutMs?: number,
    *   connectTimeoutMs?: number,
+   *   input?: { report: boolean },
+   *   onInput?: (r: { outputs: Record<string, TensorValue>, timings: Timings, seq: number }) => void,
    * }} options
    *   frame: the iframe (sandbox="allow-scripts allow-same-origin", allow="cross-origin-isolated");
    *     if it has no src, sandbox.html next to this module is used.
@@ -89,21 +104,30 @@ export class SecureContext {
    *   requireIsolation: refuse to run unless page-independent cross-origin isolation holds in
    *     the sandbox and its worker.
    *   timeoutMs: per-run limit enforced in the sandbox (the worker is terminated past it).
+   *   input: input mode: the sandbox document shows a draw pad / file picker and runs the
+   *     user's input itself (show the frame). With report: true, each result's outputs (never
+   *     the input) come to onInput; with false, nothing comes back.
    * @returns {Promise<SecureContext>}
    */
   static async open(options) {
-    const { frame, model = "digits", onProgress, requireIsolation = false, timeoutMs, connectTimeoutMs = 20000 } = options ?? {};
+    const { frame, model = "digits", onProgress, requireIsolation = false, timeoutMs, connectTimeoutMs = 20000, input, onInput } = options ?? {};
     if (!frame || typeof frame !== "object" || frame.tagName !== "IFRAME") {
       throw new SecureContextError("invalid-argument", "open() needs { frame: HTMLIFrameElement }");
     }
     if (!frame.getAttribute("src")) frame.src = new URL("./sandbox.html", import.meta.url).href;
     const origin = options.origin ?? new URL(frame.src, document.baseURI).origin;
     if (origin === "*" || origin === "null") throw new SecureContextError("invalid-argument", "origin must be a concrete origin");
+    if (input !== undefined && (typeof input?.report !== "boolean" || (input.report && typeof onInput !== "function"))) {
+      throw new SecureContextError("invalid-argument", "input must be { report: boolean }, with an onInput function when report is true");
+    }
     const ctx = new SecureContext(frame, origin);
+    ctx.#onInput = input?.report ? onInput : null;
     ctx.#listen();
     try {
       await ctx.#connect(connectTimeoutMs);
-      ctx.#ready = await ctx.#request({ type: "init", model, requireIsolation, ...(timeoutMs ? { timeoutMs } : {}) }, onProgress);
+      const init = { type: "init", model, requireIsolation, ...(timeoutMs ? { timeoutMs } : {}), ...(input ? { input: { report: input.report } } : {}) };
+      ctx.#inputId = input ? ctx.#nextId : null; // the id #request gives this init
+      ctx.#ready = await ctx.#request(init, onProgress);
     } catch (e) {
       ctx.#teardown();
       throw e;
@@ -185,6 +209,14 @@ export class SecureContext {
       }
       if (msg.type === "hello" || msg.type === "pong") {
         this.#onHello?.();
+        return;
+      }
+      if (msg.type === "input-result") {
+        if (this.#onInput === null || msg.id !== this.#inputId || !Number.isSafeInteger(msg.seq) || !checkOutputs(msg.outputs)) {
+          this.#dropped++;
+          return;
+        }
+        try { this.#onInput({ outputs: msg.outputs, timings: { ...msg.timings }, seq: msg.seq }); } catch { /* caller's bug */ }
         return;
       }
       const p = this.#pending.get(msg.id);

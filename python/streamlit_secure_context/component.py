@@ -221,8 +221,11 @@ def streamlit_secure_context(
         :class:`SecurityConfigError`; an environment that falls short fails closed with a
         visible message and returns None.
     inference_params: ``{"input": [...]}`` (flat or nested; shape from the manifest) runs on
-        that data. ``None``: the user draws or picks a file in the browser; the raw input never
-        reaches the Streamlit server, only the result (or nothing, with return_result=False).
+        that data. ``None``: client-only mode. The user draws or picks a file inside the
+        sandbox frame, a document of the serving origin (not of the Streamlit page, which can
+        neither read it nor see its events); the engine runs there, and only the outputs are
+        posted back to the page and on to Python (nothing at all with return_result=False).
+        The raw input never exists in the Streamlit page nor reaches any server.
     key: the Streamlit widget key (give one when the inputs change between reruns).
     base_url: the edge app serving the runtime (default: $SECURE_CONTEXT_URL, else a local
         server in this process on 127.0.0.1 serving the package's copy of build/web).

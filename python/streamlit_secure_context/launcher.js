@@ -5,6 +5,12 @@
 // the runtime's postMessage protocol v1 to it, and sends only the inference result back to
 // Python with setStateValue("result", ...).
 //
+// Client-only mode: the draw pad and file picker are NOT here. They live in the sandbox
+// document (input mode, static/sandbox-input.js), on the serving origin, which this page can
+// neither script nor read; the user draws/picks inside that frame, the engine runs there, and
+// this page receives only `input-result` messages carrying the outputs (none at all when
+// return_result=False). The raw input never exists in this page.
+//
 // data (from Python): {base, sandboxUrl, model, mode: "data"|"client", inputs, request, have,
 //   config: {coop, coep, csp, sandbox, requireHTTPS, requireIsolation}, expectedParent,
 //   returnResult, labels, inputSpec, timeoutMs}
@@ -75,9 +81,11 @@ class Session {
     const out = el("div", { className: "sc-out", dataset: { role: "result" } });
     const box = el("div", { className: "sc-box", dataset: { role: "secure-context", state: "starting" } },
       el("div", { className: "sc-head" }, el("strong", {}, "secure-context"), " ", pill, " ", state), info, error);
-    let input = null;
-    if (this.d.mode === "client") input = this.buildInputUi();
-    if (input) box.append(input);
+    if (this.d.mode === "client") {
+      box.append(el("p", { className: "sc-note" },
+        `Draw or pick a file in the frame below. It is served by ${new URL(this.d.sandboxUrl).origin}, which this page cannot read: `
+        + (this.d.returnResult ? "only the model's output comes back to the app." : "nothing comes back to the app.")));
+    }
     box.append(out);
     return { box, state, info, pill, error, out };
   }
@@ -108,10 +116,16 @@ class Session {
     frame.setAttribute("sandbox", this.d.config.sandbox.join(" "));
     frame.setAttribute("allow", "cross-origin-isolated");
     frame.setAttribute("referrerpolicy", "no-referrer");
-    frame.setAttribute("aria-hidden", "true");
-    frame.tabIndex = -1;
-    frame.title = "secure-context engine";
-    frame.className = "sc-frame";
+    if (this.d.mode === "client") {
+      // The user's input happens in this frame: visible and focusable.
+      frame.title = "secure-context input: draw or pick a file (stays in this frame)";
+      frame.className = "sc-frame sc-frame-input";
+    } else {
+      frame.setAttribute("aria-hidden", "true");
+      frame.tabIndex = -1;
+      frame.title = "secure-context engine";
+      frame.className = "sc-frame";
+    }
     const src = new URL(this.d.sandboxUrl);
     src.searchParams.set("parents", location.origin);
     frame.src = src.href;
@@ -122,9 +136,12 @@ class Session {
     try {
       this.setState("connecting to the sandbox…", "connecting");
       await this.connect(20000);
+      const client = this.d.mode === "client";
+      this.inputId = client ? this.nextId : null; // the id request() gives this init
       this.ready = await this.request({
         type: "init", model: this.d.model, requireIsolation: !!this.d.config.requireIsolation,
         ...(this.d.timeoutMs ? { timeoutMs: this.d.timeoutMs } : {}),
+        ...(client ? { input: { report: this.d.returnResult === true } } : {}),
       }, (p) => this.progress(p));
     } catch (e) {
       return this.fail(e.message, e.code ?? "init");
@@ -162,6 +179,10 @@ class Session {
     if (!msg || typeof msg !== "object" || msg.v !== PROTOCOL_VERSION) return;
     if (msg.type === "hello" || msg.type === "pong") {
       this.onHello?.();
+      return;
+    }
+    if (msg.type === "input-result") {
+      this.onInputResult(msg);
       return;
     }
     const p = this.pending.get(msg.id);
@@ -276,147 +297,17 @@ class Session {
 
   // ------------------------------------------------------------ client-only input
 
-  buildInputUi() {
-    const spec = this.d.inputSpec;
-    const wrap = el("div", { className: "sc-input" });
-    const note = el("p", { className: "sc-note" }, "Your input stays in this browser: it goes straight to the sandboxed engine; only the result is sent to the app.");
-    const pick = el("input", { type: "file", accept: ".npy,.json,.csv,.txt", dataset: { role: "file" } });
-    pick.addEventListener("change", () => this.fromFile(pick.files?.[0]));
-    wrap.append(note);
-    const dims = (spec?.shape ?? []).slice(-2);
-    if (dims.length === 2 && dims.every((x) => Number.isInteger(x) && x <= 64)) {
-      this.grid = { h: dims[0], w: dims[1] };
-      const pad = el("canvas", { className: "sc-pad", width: 224, height: 224, dataset: { role: "pad" } });
-      const clear = el("button", { type: "button", className: "sc-btn" }, "Clear");
-      const run = el("button", { type: "button", className: "sc-btn sc-primary", dataset: { role: "run" } }, "Run");
-      clear.addEventListener("click", () => this.clearPad());
-      run.addEventListener("click", () => this.fromPad());
-      this.pad = pad;
-      this.strokes = [];
-      this.wirePad(pad);
-      wrap.append(el("div", { className: "sc-padrow" }, pad, el("div", { className: "sc-col" }, run, clear, el("label", {}, "or a file (.npy, .json, .csv): ", pick))));
-    } else {
-      wrap.append(el("label", {}, "Input file (.npy float32, .json or .csv numbers): ", pick));
-    }
-    return wrap;
-  }
-
-  wirePad(pad) {
-    const g = pad.getContext("2d", { willReadFrequently: true });
-    let drawing = false;
-    const pt = (ev) => {
-      const r = pad.getBoundingClientRect();
-      return { x: (ev.clientX - r.left) / r.width, y: (ev.clientY - r.top) / r.height };
-    };
-    const paint = () => {
-      g.clearRect(0, 0, pad.width, pad.height);
-      g.lineCap = "round";
-      g.lineJoin = "round";
-      g.strokeStyle = "#111827";
-      g.lineWidth = pad.width * 0.075;
-      for (const s of this.strokes) {
-        g.beginPath();
-        s.forEach((p, i) => (i ? g.lineTo(p.x * pad.width, p.y * pad.height) : g.moveTo(p.x * pad.width, p.y * pad.height)));
-        if (s.length === 1) g.lineTo(s[0].x * pad.width + 0.5, s[0].y * pad.height);
-        g.stroke();
-      }
-    };
-    this.paint = paint;
-    pad.addEventListener("pointerdown", (ev) => {
-      ev.preventDefault();
-      pad.setPointerCapture(ev.pointerId);
-      drawing = true;
-      this.strokes.push([pt(ev)]);
-      paint();
-    });
-    pad.addEventListener("pointermove", (ev) => {
-      if (!drawing) return;
-      this.strokes[this.strokes.length - 1].push(pt(ev));
-      paint();
-    });
-    const end = () => {
-      if (!drawing) return;
-      drawing = false;
-      this.fromPad();
-    };
-    pad.addEventListener("pointerup", end);
-    pad.addEventListener("pointercancel", end);
-  }
-
-  clearPad() {
-    this.strokes = [];
-    this.paint?.();
-    this.ui.out.textContent = "";
-  }
-
-  /** The strokes as an h x w grid of ink coverage in [0, 1] (optdigits-style: fit to a box, count inked pixels per cell). */
-  padInput() {
-    const pts = this.strokes.flat();
-    if (!pts.length) return null;
-    const { h, w } = this.grid;
-    const S = 4; // sub-pixels per cell
-    const W = w * S, H = h * S, pen = Math.max(1, Math.round(Math.min(W, H) * 0.16));
-    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
-    for (const p of pts) { x0 = Math.min(x0, p.x); x1 = Math.max(x1, p.x); y0 = Math.min(y0, p.y); y1 = Math.max(y1, p.y); }
-    const s = (Math.min(W, H) - pen) / Math.max(x1 - x0, y1 - y0, 0.05);
-    const ox = (W - (x1 - x0) * s) / 2, oy = (H - (y1 - y0) * s) / 2;
-    const c = document.createElement("canvas");
-    c.width = W;
-    c.height = H;
-    const k = c.getContext("2d", { willReadFrequently: true });
-    Object.assign(k, { lineCap: "round", lineJoin: "round", lineWidth: pen, strokeStyle: "#000" });
-    for (const st of this.strokes) {
-      k.beginPath();
-      st.forEach((p, i) => (i ? k.lineTo : k.moveTo).call(k, ox + (p.x - x0) * s, oy + (p.y - y0) * s));
-      if (st.length === 1) k.lineTo(ox + (st[0].x - x0) * s + 0.01, oy + (st[0].y - y0) * s);
-      k.stroke();
-    }
-    const a = k.getImageData(0, 0, W, H).data;
-    const out = new Array(h * w).fill(0);
-    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) if (a[(y * W + x) * 4 + 3] > 127) out[Math.floor(y / S) * w + Math.floor(x / S)] += 1 / (S * S);
-    return out;
-  }
-
-  fromPad() {
-    const data = this.padInput();
-    if (data) this.runClient(data);
-  }
-
-  async fromFile(file) {
-    if (!file) return;
-    try {
-      const buf = await file.arrayBuffer();
-      let data;
-      if (/\.npy$/i.test(file.name)) data = parseNpy(buf);
-      else {
-        const text = new TextDecoder().decode(buf);
-        data = /\.json$/i.test(file.name) ? JSON.parse(text).flat(Infinity) : text.split(/[\s,;]+/).filter(Boolean).map(Number);
-      }
-      if (!data.length || data.some((v) => typeof v !== "number" || !Number.isFinite(v))) throw new Error("the file must hold finite numbers");
-      this.runClient(data);
-    } catch (e) {
-      this.ui.out.textContent = `cannot use ${file.name}: ${e.message}`;
-    }
-  }
-
-  runClient(flat) {
-    const spec = this.d.inputSpec;
-    const fixed = spec.shape.filter((x) => Number.isInteger(x));
-    const per = fixed.reduce((a, b) => a * b, 1);
-    if (flat.length % per !== 0) {
-      this.ui.out.textContent = `the input has ${flat.length} values; the model wants a multiple of ${per}`;
-      return;
-    }
-    const shape = spec.shape.map((x) => (Number.isInteger(x) ? x : flat.length / per));
-    const d = this.d;
-    this.busy = this.busy.then(async () => {
-      try {
-        const r = await this.run({ [spec.name]: { data: flat, shape } });
-        this.report(d, r, "browser");
-      } catch (e) {
-        this.ui.out.textContent = e.message;
-      }
-    });
+  /** A result of the user's input, computed in the sandbox: outputs only, checked. */
+  onInputResult(msg) {
+    if (this.d.mode !== "client" || !this.ready || msg.id !== this.inputId || !Number.isSafeInteger(msg.seq) || !validOutputs(msg.outputs)) return;
+    const keys = Object.keys(msg).sort().join(",");
+    if (keys !== "id,outputs,seq,timings,type,v") return; // the schema: nothing else may ride along
+    const outputs = {};
+    for (const [name, o] of Object.entries(msg.outputs)) outputs[name] = { data: Array.from(o.data), shape: o.shape.slice() };
+    const timings = {};
+    for (const [k, v] of Object.entries(msg.timings ?? {})) if (typeof v === "number") timings[k] = v;
+    this.report(this.d, { outputs, timings }, "browser");
+    this.setState(`done · ${timings.computeMs?.toFixed?.(2) ?? "?"} ms in the worker`, "done");
   }
 
   // ------------------------------------------------------------ lifetime
@@ -431,21 +322,15 @@ class Session {
   }
 }
 
-/** float32 / float64 / int .npy (C order) to numbers. */
-function parseNpy(buf) {
-  const b = new Uint8Array(buf);
-  if (b[0] !== 0x93 || String.fromCharCode(...b.slice(1, 6)) !== "NUMPY") throw new Error("not an .npy file");
-  const major = b[6];
-  const hlen = major === 1 ? b[8] | (b[9] << 8) : new DataView(buf).getUint32(8, true);
-  const off = major === 1 ? 10 : 12;
-  const header = new TextDecoder().decode(b.slice(off, off + hlen));
-  const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
-  if (/'fortran_order':\s*True/.test(header)) throw new Error("Fortran-order arrays are not supported");
-  const body = buf.slice(off + hlen);
-  const views = { "<f4": Float32Array, "<f8": Float64Array, "<i4": Int32Array, "|u1": Uint8Array, "<i8": BigInt64Array };
-  const V = views[descr];
-  if (!V) throw new Error(`unsupported dtype ${descr}`);
-  return Array.from(new V(body), Number);
+/** {name: {data: Float32Array, shape: int[]}} with matching sizes, and nothing else. */
+function validOutputs(outputs) {
+  if (!outputs || typeof outputs !== "object" || Object.getPrototypeOf(outputs) !== Object.prototype) return false;
+  const entries = Object.entries(outputs);
+  return entries.length > 0 && entries.length <= 64 && entries.every(([, o]) =>
+    o && typeof o === "object" && Object.keys(o).every((k) => k === "data" || k === "shape")
+    && o.data instanceof Float32Array && Array.isArray(o.shape)
+    && o.shape.every((x) => Number.isSafeInteger(x) && x >= 0)
+    && o.shape.reduce((a, b) => a * b, 1) === o.data.length);
 }
 
 export default function (component) {

@@ -21,3 +21,7 @@ elif case == "require":
     r = streamlit_secure_context("digits", security_config={"coop": "same-origin", "coep": "require-corp", "requireHTTPS": True},
                                  inference_params={"input": SAMPLE}, key="req")
     st.write("result:", None if r is None else r["prediction"])
+elif case == "silent":
+    # Client-only with return_result=False: the user's result stays in the frame; Python gets None.
+    r = streamlit_secure_context("digits", inference_params=None, return_result=False, key="silent")
+    st.write("silent result:", "None" if r is None else "a value")

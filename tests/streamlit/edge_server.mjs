@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Stands in for the edge app in the Streamlit end-to-end test: the reference server
-// (tests/browser/serve.mjs, the exact header policy) with the Streamlit origin in
-// sandbox.html's frame-ancestors.
+// A deliberately weakened runtime server for the Streamlit end-to-end test's failure cases
+// (--no-dip: no Document-Isolation-Policy, which the real edge app cannot be configured to
+// drop): the reference server tests/browser/serve.mjs with the Streamlit origin in
+// sandbox.html's frame-ancestors. The edge URL path itself is tested against the real edge app.
 //   node tests/streamlit/edge_server.mjs --port P --parent http://127.0.0.1:8501 [--no-dip]
 import path from "node:path";
 import { fileURLToPath } from "node:url";

@@ -1,7 +1,14 @@
 """End to end: real `streamlit run` on 127.0.0.1, driven by headless Chromium (tests/streamlit/drive.mjs).
 
-Needs target/release/secure-context and build/web (scripts/build, scripts/build-web) and the
-package installed with its copy of build/web (scripts/build-python).
+Two serving paths: the package's own local server (the default) and the real edge app
+(`secure-context serve` of components/edge, on another origin, with the Streamlit origin in
+SC_FRAME_ANCESTORS). Client-only mode is driven in both: the user draws / picks a file in the
+framed sandbox document, and the test checks that the raw input never reaches the Streamlit page
+(DOM, messages, pointer events) nor any request or websocket frame.
+
+Needs target/release/secure-context, target/wasm32-wasip2/wasm/edge.wasm, build/web and
+build/edge (scripts/build, scripts/build-web, scripts/build-edge) and the package installed with
+its copy of build/web (scripts/build-python).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +31,12 @@ ROOT = Path(__file__).resolve().parents[2]
 DRIVE = ROOT / "tests" / "streamlit" / "drive.mjs"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CLI = ROOT / "target" / "release" / "secure-context"
+EDGE_WASM = ROOT / "target" / "wasm32-wasip2" / "wasm" / "edge.wasm"
 
-pytestmark = pytest.mark.skipif(not (ROOT / "build" / "web" / "sandbox.html").exists() or not CLI.exists(),
-                                reason="needs scripts/build and scripts/build-web")
+pytestmark = pytest.mark.skipif(
+    not (ROOT / "build" / "web" / "sandbox.html").exists() or not CLI.exists() or not EDGE_WASM.exists()
+    or not (ROOT / "build" / "edge" / "encodings.json").exists(),
+    reason="needs scripts/build, scripts/build-web and scripts/build-edge")
 
 
 def free_port() -> int:
@@ -61,7 +72,19 @@ class Procs:
         self.procs.append(p)
         return f"http://127.0.0.1:{port}"
 
-    def edge(self, parent: str, *extra: str) -> str:
+    def edge(self, parent: str) -> str:
+        """The real edge app (components/edge) under `secure-context serve`, as tests/edge/lib.mjs starts it."""
+        port = free_port()
+        log = open(self.tmp / f"edge-{port}.log", "w")
+        p = subprocess.Popen(
+            [str(CLI), "serve", "-Scli", "--dir", f"{ROOT / 'build/web'}::/web", "--dir", f"{ROOT / 'build/edge'}::/edge",
+             "--env", f"SC_FRAME_ANCESTORS={parent}", "--addr", f"127.0.0.1:{port}", str(EDGE_WASM)],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append(p)
+        return f"http://127.0.0.1:{port}"
+
+    def standin(self, parent: str, *extra: str) -> str:
+        """tests/browser/serve.mjs with a header switched off: the edge app itself cannot be misconfigured so."""
         p = subprocess.Popen(["node", str(ROOT / "tests/streamlit/edge_server.mjs"), "--parent", parent, *extra],
                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
         self.procs.append(p)
@@ -79,8 +102,8 @@ class Procs:
 
 @pytest.fixture(scope="module")
 def apps(tmp_path_factory):
-    """Every server, started in parallel: Streamlit apps on 127.0.0.1 and stand-ins for the edge app
-    (the reference server tests/browser/serve.mjs, with the Streamlit origin in frame-ancestors)."""
+    """Every server, started in parallel: Streamlit apps on 127.0.0.1, the edge app on its own origin
+    (the Streamlit origin in its frame-ancestors), and a deliberately weakened stand-in."""
     procs = Procs(tmp_path_factory.mktemp("e2e"))
     urls = {}
     try:
@@ -92,9 +115,9 @@ def apps(tmp_path_factory):
         urls["edge"] = procs.streamlit("examples/basic_demo.py", {"SECURE_CONTEXT_URL": urls["edge_runtime"]}, port)
         # bad configurations
         urls["checks"] = procs.streamlit("tests/streamlit/app_checks.py")
-        # isolation not achieved: an edge without Document-Isolation-Policy, a page without COOP/COEP
+        # isolation not achieved: a server without Document-Isolation-Policy, a page without COOP/COEP
         port = free_port()
-        no_dip = procs.edge(f"http://127.0.0.1:{port}", "--no-dip")
+        no_dip = procs.standin(f"http://127.0.0.1:{port}", "--no-dip")
         urls["no_dip"] = procs.streamlit("tests/streamlit/app_checks.py", {"SECURE_CONTEXT_URL": no_dip}, port)
         # the st.App helper: the Streamlit page itself cross-origin isolated
         urls["isolated"] = procs.streamlit("tests/streamlit/isolated_app.py")
@@ -128,8 +151,8 @@ def assert_bit_identical(got: np.ndarray, want: np.ndarray) -> None:
     assert got32.tobytes() == want.astype(np.float32).ravel().tobytes(), (got32, want.ravel())
 
 
-def drive(scenario: str, url: str, shot: Path | None = None, extra_args: str = "") -> dict:
-    env = {**os.environ, "DRIVE_TIMEOUT_MS": "60000"}
+def drive(scenario: str, url: str, shot: Path | None = None, extra_args: str = "", extra_env: dict | None = None) -> dict:
+    env = {**os.environ, "DRIVE_TIMEOUT_MS": "60000", **(extra_env or {})}
     if extra_args:
         env["CHROMIUM_EXTRA_ARGS"] = json.dumps([extra_args])
     r = subprocess.run(["node", str(DRIVE), scenario, url, *([str(shot)] if shot else [])],
@@ -154,15 +177,124 @@ def test_local_default_runs_in_the_worker_and_returns_the_engines_output(apps, e
     assert not out["pageErrors"]
 
 
-def test_client_only_mode_returns_only_the_result(apps):
-    out = drive("draw", apps["local"] + "/")
+@pytest.fixture(scope="module")
+def private_input(tmp_path_factory):
+    """A user's file for the client-only mode: a "7" from the digits test set, shifted by a small
+    per-pixel offset so that each of its values has a long, unmistakable decimal form; the
+    markers to search for (file name, values as text, float32/float64 bytes); and the engine's
+    output for it from the CLI."""
+    d = tmp_path_factory.mktemp("private")
+    x = np.load(ROOT / "models" / "digits-test" / "x.npy")[9:10]
+    assert int(np.load(ROOT / "models" / "digits-test" / "y.npy")[9]) == 7
+    x = (x + np.float32(1.234e-4) + np.arange(64, dtype=np.float32).reshape(1, 1, 8, 8) * np.float32(1.1e-6)).astype(np.float32)
+    name = f"private-input-{uuid.uuid4().hex[:12]}.npy"
+    np.save(d / name, x)
+    flat = x.ravel()
+    # JS and Python print a float32 widened to float64 the same way (shortest round-trip repr).
+    strings = [name] + sorted({repr(float(v)) for v in flat})
+    assert all(len(m) >= 10 for m in strings[1:]), strings
+    hexes = [flat[i:i + 2].tobytes().hex() for i in range(0, 64, 2)] + [np.float64(v).tobytes().hex() for v in flat]
+    subprocess.run([str(CLI), "run", "--model", str(ROOT / "models" / "digits.onnx"), "--input", f"input={d / name}",
+                    "--out", str(d / "out")], check=True, capture_output=True)
+    want = np.load(d / "out" / "probabilities.npy")
+    spec = d / "private.json"
+    spec.write_text(json.dumps({"file": str(d / name), "strings": strings, "hex": hexes,
+                                "controls": [repr(float(v)) for v in want.ravel() if v >= 1e-3][:3]}))
+    return {"spec": spec, "want": want, "markers": len(strings) + len(hexes)}
+
+
+def drawn_probabilities(out: dict) -> np.ndarray:
+    return np.array(json.loads(out["code"])["result_of_your_input"], dtype=np.float64)
+
+
+def assert_input_stayed_in_the_frame(out: dict, runtime_origin: str) -> None:
+    """What the Streamlit page (another origin than the runtime) could see of the user's input: nothing."""
+    assert out["inputUiInPage"] == 0, "the input UI must not be in the Streamlit page"
+    assert out["inputFrameSrc"].startswith(runtime_origin + "/sandbox.html?"), out["inputFrameSrc"]
+    priv = out["privacy"]
+    assert priv["pageCanReadFrame"] is False
+    assert priv["pointerEventsInPageWhileInputting"] == 0, priv
+    # From the sandbox, only protocol messages; each input-result carries outputs and nothing else.
+    assert set(priv["sandboxMessageTypes"]) <= {"hello", "pong", "progress", "ready", "result", "input-result"}, priv
+    assert priv["inputResults"], "the result of the user's input never reached the page"
+    for r in priv["inputResults"]:
+        assert r["keys"] == ["id", "outputs", "seq", "timings", "type", "v"], r
+        assert r["outputs"] == {"probabilities": {"keys": ["data", "shape"], "typed": "Float32Array", "length": 10, "shape": [1, 10]}}, r
+    # Once the model is loaded, the input causes no HTTP request at all (the websocket to Streamlit is already open).
+    assert priv["requestsAfterInput"] == [], priv["requestsAfterInput"]
+
+
+def test_client_only_mode_draw_in_the_frame(apps):
+    out = drive("draw", apps["local"] + "/", ARTIFACTS / "streamlit-client-only.png")
     assert out["drawn"].startswith("You drew a 1"), out["drawn"]
+    assert out["frameResult"].startswith("probabilities: 1 ("), out["frameResult"]
+    assert_input_stayed_in_the_frame(out, out["inputFrameSrc"].split("/sandbox.html")[0])
+    assert out["inputFrameSrc"].startswith("http://127.0.0.1:") and apps["local"] not in out["inputFrameSrc"].split("?")[0]
+
+
+def test_client_only_mode_return_result_false_sends_nothing(apps):
+    out = drive("silent", apps["checks"] + "/?case=silent")
+    assert out["frameResult"].startswith("probabilities: 1 ("), out["frameResult"]  # it ran, in the frame
+    priv = out["privacy"]
+    assert priv["inputResults"] == [] and "input-result" not in priv["sandboxMessageTypes"], priv
+    assert priv["pointerEventsInPageWhileInputting"] == 0 and priv["pageCanReadFrame"] is False
+    assert priv["requestsAfterInput"] == [] and out["wsSentAfterInput"] == 0, (priv, out["wsSentAfterInput"])
+    assert out["pythonSaw"] == "silent result: None"
+    assert "nothing comes back to the app" in out["launcher"]
+
+
+def check_file_input(out: dict, private_input: dict, runtime_origin: str) -> None:
+    assert_bit_identical(drawn_probabilities(out), private_input["want"])
+    assert out["drawn"].startswith("You drew a 7"), out["drawn"]
+    assert out["chooserInFrame"] == runtime_origin, "the file chooser must belong to the framed runtime document"
+    assert_input_stayed_in_the_frame(out, runtime_origin)
+    priv = out["privacy"]
+    assert priv["searched"]["markers"] == private_input["markers"] and priv["searched"]["websocketFrames"] > 0
+    assert priv["leaks"] == [], priv["leaks"]
+    # The same search finds the result where the result is meant to go (so it can find things).
+    for marker, where in priv["controls"].items():
+        assert "websocket frames" in where and "messages to the page" in where, (marker, where)
+
+
+def test_client_only_mode_file_never_reaches_the_page_nor_any_request(apps, private_input):
+    out = drive("file", apps["local"] + "/", extra_env={"DRIVE_PRIVATE": str(private_input["spec"])})
+    check_file_input(out, private_input, out["inputFrameSrc"].split("/sandbox.html")[0])
+
+
+def edge_headers_ok(out: dict, edge: str, streamlit: str) -> None:
+    """The sandbox documents the browser framed came from the edge app, with its strict policy."""
+    got = [r for r in out["sandboxResponses"] if r["url"].startswith(edge + "/sandbox.html?")]
+    assert got, out["sandboxResponses"]
+    for r in got:
+        h = r["headers"]
+        assert r["status"] == 200
+        assert h["document-isolation-policy"] == "isolate-and-require-corp"
+        assert h["content-security-policy"].endswith(f"frame-ancestors 'self' {streamlit}"), h["content-security-policy"]
+        assert "require-trusted-types-for 'script'" in h["content-security-policy"]
+        assert h["cross-origin-opener-policy"] == "same-origin" and h["cross-origin-embedder-policy"] == "require-corp"
+        assert h["cross-origin-resource-policy"] == "cross-origin"  # framable by the listed ancestor only
+        # Only the edge app sends these (tests/browser/serve.mjs and the package's server do not).
+        assert h["strict-transport-security"].startswith("max-age=") and "cross-origin-isolated=(self)" in h["permissions-policy"]
+        assert h["x-permitted-cross-domain-policies"] == "none" and h["origin-agent-cluster"] == "?1"
 
 
 def test_edge_app_url(apps, engine_output):
     out = drive("data", apps["edge"] + "/")
     assert_bit_identical(page_probabilities(out), engine_output)
     assert all(f["src"].startswith(apps["edge_runtime"] + "/sandbox.html?parents=") for f in out["frames"])
+    edge_headers_ok(out, apps["edge_runtime"], apps["edge"])
+    # isolated inside the Streamlit page (not isolated itself), thanks to the edge's Document-Isolation-Policy
+    assert out["pageIsolated"] is False
+    assert all("single-threaded" not in b["text"] and "\nisolated\n" in b["text"] for b in out["boxes"]), out["boxes"]
+
+
+def test_edge_app_client_only_mode(apps, private_input):
+    out = drive("file", apps["edge"] + "/", extra_env={"DRIVE_PRIVATE": str(private_input["spec"])})
+    check_file_input(out, private_input, apps["edge_runtime"])
+    edge_headers_ok(out, apps["edge_runtime"], apps["edge"])
+    out = drive("draw", apps["edge"] + "/")
+    assert out["drawn"].startswith("You drew a 1"), out["drawn"]
+    assert_input_stayed_in_the_frame(out, apps["edge_runtime"])
 
 
 def test_isolated_streamlit_page(apps, engine_output):
