@@ -7,3 +7,4 @@ pub mod conformance;
 pub mod npy;
 pub mod runtime;
 pub mod serve;
+pub mod spin_manifest;

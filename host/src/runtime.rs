@@ -175,13 +175,11 @@ pub fn component_path(explicit: Option<&Path>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target/wasm32-wasip2/wasm/inference.wasm"))
 }
 
-fn load_component(engine: &Wasmtime, wasm: &Path) -> Result<Component> {
-    let bytes = std::fs::read(wasm).with_context(|| {
-        format!(
-            "reading the engine component {} (build it with scripts/build)",
-            wasm.display()
-        )
-    })?;
+/// Compiles a component, or reads the compiled form this host cached for the same bytes and
+/// engine configuration (a second start then takes milliseconds).
+pub fn load_component(engine: &Wasmtime, wasm: &Path) -> Result<Component> {
+    let bytes = std::fs::read(wasm)
+        .with_context(|| format!("reading {} (build it first: scripts/build)", wasm.display()))?;
     let mut h = Sha256::new();
     h.update(&bytes);
     // The compiled form depends on wasmtime's version and config as well as on the input.
@@ -194,7 +192,11 @@ fn load_component(engine: &Wasmtime, wasm: &Path) -> Result<Component> {
         .take(16)
         .map(|b| format!("{b:02x}"))
         .collect();
-    let cached = cache_dir().join(format!("inference-{key}.cwasm"));
+    let stem = wasm
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("component");
+    let cached = cache_dir().join(format!("{stem}-{key}.cwasm"));
     if cached.exists() {
         // Safety: the file is one this host wrote, named by the hash of its source and engine.
         if let Ok(c) = unsafe { Component::deserialize_file(engine, &cached) } {
@@ -203,7 +205,7 @@ fn load_component(engine: &Wasmtime, wasm: &Path) -> Result<Component> {
     }
     let component = Component::new(engine, &bytes)
         .map_err(anyhow::Error::from)
-        .context("compiling the engine component")?;
+        .with_context(|| format!("compiling {}", wasm.display()))?;
     if let Ok(serialized) = component.serialize() {
         let _ = std::fs::create_dir_all(cache_dir());
         let tmp = cached.with_extension(format!("tmp{}", std::process::id()));

@@ -4,9 +4,15 @@
 //! `handler` module): `wasi:http/handler@0.3.0` (WASIp3, spin-sdk 7) and
 //! `wasi:http/incoming-handler@0.2` (WASIp2) components, all of `wasi:cli` linked (`-Scli`).
 //!
+//! With `--manifest spin.toml` it serves a Spin app instead: every `[[trigger.http]]` route with
+//! its component, files and environment, matched as Spin matches routes (`spin_manifest`), so
+//! the app runs locally with the same binaries and mounts its manifest gives Spin.
+//!
 //! Differences, all on the safe side: preopened directories are read-only, outgoing HTTP is
 //! refused (`HTTP-request-denied`), the host environment is never inherited (only `--env`),
 //! and requests are bounded in time (`--timeout-ms`) and number (`--max-connections`).
+//! Responses the host makes itself (no route, a trap, a timeout) are JSON errors under the
+//! edge app's header policy (`edge_core::policy`), like every response the app makes.
 
 use anyhow::{bail, Context as _, Result};
 use bytes::Bytes;
@@ -33,6 +39,8 @@ use wasmtime_wasi_http::handler::{
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
+use crate::spin_manifest::{App, ComponentSpec, Route};
+
 /// Requests one WASIp3 instance handles before it is replaced (wasmtime serve's default).
 const P3_MAX_REUSE: usize = 128;
 /// Requests one WASIp3 instance handles at the same time (wasmtime serve's default).
@@ -45,7 +53,12 @@ const EPOCH_TICK: Duration = Duration::from_millis(50);
 #[derive(Args, Clone, Debug)]
 pub struct ServeArgs {
     /// The component: exports wasi:http/handler@0.3.0 (or wasi:http/incoming-handler@0.2.x).
-    pub component: PathBuf,
+    #[arg(required_unless_present = "manifest")]
+    pub component: Option<PathBuf>,
+    /// Serve a Spin app (manifest version 2) instead of one component: its HTTP routes, each
+    /// component's source, files and environment (`--env` overrides it for every component).
+    #[arg(long, conflicts_with_all = ["component", "dirs"])]
+    pub manifest: Option<PathBuf>,
     /// Socket address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
@@ -116,39 +129,60 @@ struct GuestSetup {
     envs: Vec<(String, String)>,
 }
 
-impl GuestSetup {
-    fn from_args(args: &ServeArgs) -> Result<Self> {
-        for s in &args.wasi {
-            if s != "cli" && s != "cli=y" {
-                bail!("-S {s}: only `-S cli` is supported (all of wasi:cli is linked)");
-            }
+/// The app to serve: the manifest's routes, or one component for every path.
+fn app_from_args(args: &ServeArgs) -> Result<App> {
+    for s in &args.wasi {
+        if s != "cli" && s != "cli=y" {
+            bail!("-S {s}: only `-S cli` is supported (all of wasi:cli is linked)");
         }
-        let mut dirs = Vec::new();
-        for d in &args.dirs {
-            let (host, guest) = match d.split_once("::") {
-                Some((h, g)) => (h, g),
-                None => (d.as_str(), d.as_str()),
-            };
-            let host = PathBuf::from(host);
-            if !host.is_dir() {
-                bail!("--dir {d}: {} is not a directory", host.display());
-            }
-            dirs.push((host, guest.to_string()));
-        }
-        let mut envs = Vec::new();
-        for e in &args.envs {
-            match e.split_once('=') {
-                Some((k, v)) => envs.push((k.to_string(), v.to_string())),
-                None => {
-                    if let Ok(v) = std::env::var(e) {
-                        envs.push((e.clone(), v));
-                    }
+    }
+    let mut envs = Vec::new();
+    for e in &args.envs {
+        match e.split_once('=') {
+            Some((k, v)) => envs.push((k.to_string(), v.to_string())),
+            None => {
+                if let Ok(v) = std::env::var(e) {
+                    envs.push((e.clone(), v));
                 }
             }
         }
-        Ok(GuestSetup { dirs, envs })
     }
+    let mut app = match (&args.manifest, &args.component) {
+        (Some(m), _) => App::load(m)?,
+        (None, Some(c)) => {
+            let mut dirs = Vec::new();
+            for d in &args.dirs {
+                let (host, guest) = d.split_once("::").unwrap_or((d.as_str(), d.as_str()));
+                let host = PathBuf::from(host);
+                if !host.is_dir() {
+                    bail!("--dir {d}: {} is not a directory", host.display());
+                }
+                dirs.push((host, guest.to_string()));
+            }
+            App {
+                routes: vec![(
+                    Route::Prefix(String::new()),
+                    ComponentSpec {
+                        id: "component".into(),
+                        source: c.clone(),
+                        dirs,
+                        envs: vec![],
+                    },
+                )],
+            }
+        }
+        (None, None) => bail!("give a component or --manifest"),
+    };
+    for (_, spec) in &mut app.routes {
+        for (k, v) in &envs {
+            spec.envs.retain(|(n, _)| n != k);
+            spec.envs.push((k.clone(), v.clone()));
+        }
+    }
+    Ok(app)
+}
 
+impl GuestSetup {
     fn new_store(&self, engine: &Engine, instance_id: u64) -> Result<Store<Host>> {
         let mut b = WasiCtxBuilder::new();
         b.inherit_stdout().inherit_stderr();
@@ -292,9 +326,50 @@ impl HandlerState for State {
     }
 }
 
-/// Builds the engine and linker and pre-instantiates the component.
-fn prepare(args: &ServeArgs, request_timeout: Duration) -> Result<State> {
-    let setup = GuestSetup::from_args(args)?;
+/// Pre-instantiates one component (compiled once, then from the on-disk cache).
+fn prepare(
+    engine: &Engine,
+    linker: &Linker<Host>,
+    spec: &ComponentSpec,
+    request_timeout: Duration,
+) -> Result<State> {
+    let component = crate::runtime::load_component(engine, &spec.source)?;
+    let instance = linker.instantiate_pre(&component)?;
+    let (pre, p3) = match wasmtime_wasi_http::p3::bindings::ServicePre::new(instance.clone()) {
+        Ok(pre) => (ProxyPre::P3(pre), true),
+        Err(_) => (
+            ProxyPre::P2(
+                wasmtime_wasi_http::p2::bindings::ProxyPre::new(instance)
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| format!("{}: the component exports neither wasi:http/handler@0.3 nor wasi:http/incoming-handler@0.2", spec.source.display()))?,
+            ),
+            false,
+        ),
+    };
+    Ok(State {
+        setup: GuestSetup {
+            dirs: spec.dirs.clone(),
+            envs: spec.envs.clone(),
+        },
+        component,
+        pre,
+        p3,
+        request_timeout,
+        next_instance: AtomicU64::new(0),
+        next_request: AtomicU64::new(0),
+        requests: Semaphore::new(1000),
+    })
+}
+
+/// Every route with the handler of its component, in match order.
+struct Router {
+    app: App,
+    handlers: Vec<ProxyHandler<State>>,
+    request_timeout: Duration,
+}
+
+/// Builds one engine and linker for every component of the app.
+fn prepare_router(app: App, request_timeout: Duration) -> Result<(Router, Engine)> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
@@ -306,48 +381,34 @@ fn prepare(args: &ServeArgs, request_timeout: Duration) -> Result<State> {
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
-    let bytes = std::fs::read(&args.component)
-        .with_context(|| format!("reading {}", args.component.display()))?;
-    let component = Component::new(&engine, &bytes)
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("compiling {}", args.component.display()))?;
-    let instance = linker.instantiate_pre(&component)?;
-    let (pre, p3) = match wasmtime_wasi_http::p3::bindings::ServicePre::new(instance.clone()) {
-        Ok(pre) => (ProxyPre::P3(pre), true),
-        Err(_) => (
-            ProxyPre::P2(
-                wasmtime_wasi_http::p2::bindings::ProxyPre::new(instance)
-                    .map_err(anyhow::Error::from)
-                    .context("the component exports neither wasi:http/handler@0.3 nor wasi:http/incoming-handler@0.2")?,
-            ),
-            false,
-        ),
-    };
-    Ok(State {
-        setup,
-        component,
-        pre,
-        p3,
-        request_timeout,
-        next_instance: AtomicU64::new(0),
-        next_request: AtomicU64::new(0),
-        requests: Semaphore::new(1000),
-    })
+    let mut handlers = Vec::new();
+    for (_, spec) in &app.routes {
+        let state = prepare(&engine, &linker, spec, request_timeout)
+            .with_context(|| format!("component {:?}", spec.id))?;
+        handlers.push(ProxyHandler::new(state));
+    }
+    Ok((
+        Router {
+            app,
+            handlers,
+            request_timeout,
+        },
+        engine,
+    ))
 }
 
 /// Runs the server until Ctrl-C (or SIGTERM).
 pub fn serve(args: ServeArgs, request_timeout: Duration) -> Result<()> {
-    let state = prepare(&args, request_timeout)?;
+    let app = app_from_args(&args)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run(args, state))
+    rt.block_on(run(args, app, request_timeout))
 }
 
-async fn run(args: ServeArgs, state: State) -> Result<()> {
-    let engine = state.component.engine().clone();
-    let p3 = state.p3;
-    let handler = ProxyHandler::new(state);
+async fn run(args: ServeArgs, app: App, request_timeout: Duration) -> Result<()> {
+    let (router, engine) = prepare_router(app, request_timeout)?;
+    let router = Arc::new(router);
 
     let socket = match args.addr {
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
@@ -358,15 +419,19 @@ async fn run(args: ServeArgs, state: State) -> Result<()> {
         .bind(args.addr)
         .with_context(|| format!("binding {}", args.addr))?;
     let listener = socket.listen(1024)?;
-    eprintln!(
-        "Serving HTTP on http://{}/ ({})",
-        listener.local_addr()?,
-        if p3 {
+    for ((route, spec), h) in router.app.routes.iter().zip(&router.handlers) {
+        let world = if h.state().p3 {
             "wasi:http/handler@0.3.0"
         } else {
             "wasi:http/incoming-handler@0.2"
-        }
-    );
+        };
+        eprintln!(
+            "route {route:?} -> {} ({}, {world})",
+            spec.id,
+            spec.source.display()
+        );
+    }
+    eprintln!("Serving HTTP on http://{}/", listener.local_addr()?);
 
     let ticking = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let ticker = {
@@ -408,9 +473,9 @@ async fn run(args: ServeArgs, state: State) -> Result<()> {
             },
         };
         let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
+        let router = router.clone();
         tokio::spawn(async move {
-            handle_client(stream, &handler).await;
+            handle_client(stream, &router).await;
             drop(permit);
         });
     }
@@ -419,7 +484,7 @@ async fn run(args: ServeArgs, state: State) -> Result<()> {
     Ok(())
 }
 
-async fn handle_client(stream: tokio::net::TcpStream, handler: &ProxyHandler<State>) {
+async fn handle_client(stream: tokio::net::TcpStream, router: &Router) {
     let result = http1::Builder::new()
         .timer(TokioTimer)
         .keep_alive(true)
@@ -427,13 +492,7 @@ async fn handle_client(stream: tokio::net::TcpStream, handler: &ProxyHandler<Sta
         .serve_connection(
             TokioIo::new(stream),
             hyper::service::service_fn(move |req| async move {
-                match handle_request(handler, req).await {
-                    Ok(r) => Ok::<_, Infallible>(r),
-                    Err(e) => {
-                        eprintln!("serve: error: {e:?}");
-                        Ok(internal_error())
-                    }
-                }
+                Ok::<_, Infallible>(handle_request(router, req).await)
             }),
         )
         .await;
@@ -472,39 +531,75 @@ impl hyper::rt::Timer for TokioTimer {
     }
 }
 
-/// The component failed (trap, timeout): no detail leaves the server.
-fn internal_error() -> hyper::Response<WasiBody> {
+/// A response the host makes itself: a JSON error (the API's form) under the app's header
+/// policy. No detail of a failure leaves the server.
+fn host_error(status: u16, code: &str, message: &str) -> hyper::Response<WasiBody> {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+    let mut headers = vec![
+        (
+            "content-type".to_string(),
+            "application/json; charset=utf-8".to_string(),
+        ),
+        ("cache-control".to_string(), "no-store".to_string()),
+    ];
+    edge_core::policy::apply(
+        &mut headers,
+        edge_core::policy::Kind::Resource,
+        &edge_core::config::Config::default(),
+    );
     let mut r = hyper::Response::new(
-        Full::new(Bytes::from_static(b"internal server error\n"))
+        Full::new(Bytes::from(body))
             .map_err(|_| unreachable!())
             .boxed_unsync(),
     );
-    *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-    let h = r.headers_mut();
-    for (n, v) in [
-        ("content-type", "text/plain; charset=utf-8"),
-        ("cache-control", "no-store"),
-        ("x-content-type-options", "nosniff"),
-        (
-            "content-security-policy",
-            "default-src 'none'; frame-ancestors 'none'",
-        ),
-        ("cross-origin-resource-policy", "same-origin"),
-    ] {
-        h.insert(n, http::HeaderValue::from_static(v));
+    *r.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    for (n, v) in headers {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(n.as_bytes()),
+            http::HeaderValue::from_str(&v),
+        ) {
+            r.headers_mut().append(n, v);
+        }
     }
     r
 }
 
 async fn handle_request(
-    handler: &ProxyHandler<State>,
+    router: &Router,
     req: hyper::Request<hyper::body::Incoming>,
-) -> wasmtime::Result<hyper::Response<WasiBody>> {
-    let _permit = handler.state().requests.acquire().await?;
-    let id = handler.state().next_request.fetch_add(1, Ordering::Relaxed);
-    let mut req = req.map(|body| body.map_err(|e| e.into()).boxed_unsync());
-    with_authority(&mut req);
-    handler.handle(id, req).await
+) -> hyper::Response<WasiBody> {
+    let Some(i) = router.app.route(req.uri().path()) else {
+        return host_error(404, "not-found", "no route serves this path");
+    };
+    let handler = &router.handlers[i];
+    let start = Instant::now();
+    let result = async {
+        let _permit = handler.state().requests.acquire().await?;
+        let id = handler.state().next_request.fetch_add(1, Ordering::Relaxed);
+        let mut req = req.map(|body| body.map_err(|e| e.into()).boxed_unsync());
+        with_authority(&mut req);
+        handler.handle(id, req).await
+    }
+    .await;
+    match result {
+        Ok(r) => r,
+        Err(e) if start.elapsed() >= router.request_timeout => {
+            eprintln!("serve: request timed out: {e:?}");
+            host_error(
+                504,
+                "timeout",
+                &format!(
+                    "the request ran longer than its budget ({} ms)",
+                    router.request_timeout.as_millis()
+                ),
+            )
+        }
+        Err(e) => {
+            eprintln!("serve: error: {e:?}");
+            host_error(500, "internal", "the component failed; see the server log")
+        }
+    }
 }
 
 /// As Spin does (and `wasmtime serve` does not): an origin-form request reaches the guest with

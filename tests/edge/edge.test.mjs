@@ -9,45 +9,12 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import zlib from "node:zlib";
-import { EDGE, ROOT, WEB, first, manifest, rawRequest, req, startEdge } from "./lib.mjs";
+import { DOCUMENT_CSP, EDGE, ROOT, WEB, assertPolicy, first, manifest, rawRequest, req, startEdge } from "./lib.mjs";
 import { grade } from "./observatory.mjs";
 
 const MANIFEST = manifest();
 const HTML = Object.keys(MANIFEST).filter((k) => k.endsWith(".html"));
 const MODEL = Object.keys(MANIFEST).find((k) => k.endsWith(".onnx"));
-
-const REQUIRED_CSP = [
-  "default-src 'none'", "base-uri 'none'", "form-action 'none'", "object-src 'none'",
-  "require-trusted-types-for 'script'",
-];
-const DOCUMENT_CSP = [
-  "script-src 'self' 'wasm-unsafe-eval'", "worker-src 'self'", "connect-src 'self'", "style-src 'self'",
-  "img-src 'self'", "frame-src 'self'", "trusted-types secure-context",
-];
-
-/** The header policy every response must carry. */
-function assertPolicy(r, what) {
-  const h = (n) => first(r, n);
-  assert.equal(h("cross-origin-opener-policy"), "same-origin", `${what}: COOP`);
-  assert.equal(h("cross-origin-embedder-policy"), "require-corp", `${what}: COEP`);
-  assert.equal(h("cross-origin-resource-policy"), "same-origin", `${what}: CORP`);
-  assert.equal(h("referrer-policy"), "no-referrer", `${what}: Referrer-Policy`);
-  assert.equal(h("x-content-type-options"), "nosniff", `${what}: nosniff`);
-  assert.equal(h("x-permitted-cross-domain-policies"), "none", `${what}: XPCDP`);
-  assert.match(h("strict-transport-security") ?? "", /^max-age=(\d+)/, `${what}: HSTS`);
-  assert.ok(Number(/max-age=(\d+)/.exec(h("strict-transport-security"))[1]) >= 31536000, `${what}: HSTS 1 year`);
-  const pp = h("permissions-policy") ?? "";
-  for (const f of ["camera=()", "microphone=()", "geolocation=()", "accelerometer=()", "gyroscope=()", "magnetometer=()", "usb=()", "payment=()", "cross-origin-isolated=(self)"]) {
-    assert.ok(pp.includes(f), `${what}: Permissions-Policy ${f}`);
-  }
-  const csp = h("content-security-policy") ?? "";
-  assert.equal((r.headers["content-security-policy"] ?? []).length, 1, `${what}: one CSP`);
-  for (const d of REQUIRED_CSP) assert.ok(csp.includes(d), `${what}: CSP ${d} in ${csp}`);
-  assert.match(csp, /frame-ancestors /, `${what}: frame-ancestors`);
-  assert.doesNotMatch(csp, /'unsafe-inline'|'unsafe-eval'|'unsafe-hashes'|\s\*|data:|blob:|https?:(\s|;|$)/, `${what}: nothing unsafe`);
-  assert.ok(h("cache-control"), `${what}: Cache-Control`);
-  assert.equal(r.headers["server"], undefined, `${what}: no Server`);
-}
 
 let edge;
 before(async () => {
@@ -292,8 +259,10 @@ describe("hostile input", () => {
         assert.ok(keys.has(decoded), `${p}: 200 for a path outside the allowlist`);
         assert.ok(r.body.equals(fs.readFileSync(path.join(WEB, decoded))), p);
       } else {
-        assert.ok([400, 404, 414, 431].includes(r.status), `${p}: ${r.status}`);
-        if (r.status === 404) assertPolicy(r, p);
+        // 403: /api/... is the API component's route, off by default.
+        assert.ok([400, 403, 404, 414, 431].includes(r.status), `${p}: ${r.status}`);
+        if (r.status === 403) assert.ok(p.startsWith("/api"), `${p}: 403`);
+        if (r.status === 403 || r.status === 404) assertPolicy(r, p);
       }
     }
     assert.ok(n >= 200);
@@ -392,16 +361,9 @@ describe("settings", () => {
     }
   });
 
-  test("API on/off; HTTPS requirement off", async () => {
-    assert.equal((await req(edge.port, "GET", "/api/v1/health")).status, 404, "API off by default");
-    const s = await startEdge({ SC_API: "on", SC_REQUIRE_HTTPS: "false" });
+  test("HTTPS requirement off", async () => {
+    const s = await startEdge({ SC_REQUIRE_HTTPS: "false" });
     try {
-      const r = await req(s.port, "GET", "/api/v1/health");
-      assert.equal(r.status, 200);
-      assert.equal(first(r, "content-type"), "application/json");
-      assert.deepEqual(JSON.parse(r.body.toString()), { status: "ok" });
-      assertPolicy(r, "api");
-      assert.equal((await req(s.port, "POST", "/api/v1/health", { "Content-Length": "0" })).status, 405);
       assert.equal((await req(s.port, "GET", "/", { Host: "app.example.com" })).status, 200, "no redirect when off");
     } finally { await s.stop(); }
   });
@@ -412,27 +374,32 @@ describe("spin.toml and the local runner", () => {
   const up = fs.readFileSync(path.join(ROOT, "scripts/up"), "utf8");
 
   test("every path spin.toml names exists after the build", () => {
-    const source = /^\s*source\s*=\s*"([^"]+)"/m.exec(toml)[1];
-    const files = [...toml.matchAll(/\{\s*source\s*=\s*"([^"]+)",\s*destination\s*=\s*"([^"]+)"\s*\}/g)].map((m) => [m[1], m[2]]);
-    const build = /^\s*command\s*=\s*"([^"]+)"/m.exec(toml)[1];
-    assert.ok(fs.statSync(path.join(ROOT, source)).isFile(), source);
-    assert.ok(files.length >= 2);
-    for (const [src] of files) assert.ok(fs.statSync(path.join(ROOT, src)).isDirectory(), src);
-    assert.ok(fs.statSync(path.join(ROOT, build.split(" ")[0])).mode & 0o111, `${build} is executable`);
+    const sources = [...toml.matchAll(/^\s*source\s*=\s*"([^"]+)"/gm)].map((m) => m[1]);
+    const files = [...toml.matchAll(/\{\s*source\s*=\s*"([^"]+)",\s*destination\s*=\s*"([^"]+)"\s*\}/g)].map((m) => m[1]);
+    const builds = [...toml.matchAll(/^\s*command\s*=\s*"([^"]+)"/gm)].map((m) => m[1]);
+    assert.deepEqual(sources.sort(), ["build/api/api.wasm", "target/wasm32-wasip2/wasm/edge.wasm"]);
+    for (const s of sources) assert.ok(fs.statSync(path.join(ROOT, s)).isFile(), s);
+    assert.ok(files.length >= 3);
+    for (const src of files) assert.ok(fs.statSync(path.join(ROOT, src)).isDirectory(), src);
+    assert.equal(builds.length, 2);
+    for (const b of builds) assert.ok(fs.statSync(path.join(ROOT, b.split(" ")[0])).mode & 0o111, `${b} is executable`);
     assert.match(toml, /^spin_manifest_version = 2$/m);
   });
 
-  test("routes and mounts match scripts/up and the tests' runner", () => {
-    const source = /^\s*source\s*=\s*"([^"]+)"/m.exec(toml)[1];
-    const files = [...toml.matchAll(/\{\s*source\s*=\s*"([^"]+)",\s*destination\s*=\s*"([^"]+)"\s*\}/g)].map((m) => `${m[1]}::${m[2]}`).sort();
+  test("scripts/up and the tests serve spin.toml itself", () => {
     const routes = [...toml.matchAll(/^\s*route\s*=\s*"([^"]+)"/gm)].map((m) => m[1]);
-    // One catch-all route: the local runner serves every path with the one component too.
-    assert.deepEqual(routes, ["/..."]);
-    const upDirs = [...up.matchAll(/--dir\s+(\S+)/g)].map((m) => m[1]).sort();
-    assert.deepEqual(upDirs, files, "scripts/up mounts what spin.toml mounts");
-    assert.ok(up.includes(source), "scripts/up serves the component spin.toml names");
+    assert.deepEqual(routes, ["/...", "/api/..."]);
+    assert.match(up, /secure-context serve --manifest spin\.toml/);
     for (const k of ["SC_FRAME_ANCESTORS", "SC_REQUIRE_HTTPS", "SC_API"]) assert.match(toml, new RegExp(`^${k} = `, "m"));
-    assert.match(up, /secure-context serve/);
+    for (const k of ["SC_API", "SC_REQUIRE_HTTPS"]) assert.match(toml.split("[component.api.environment]")[1], new RegExp(`^${k} = `, "m"));
+  });
+
+  test("the runner routes as Spin does and answers unrouted requests under the policy", async () => {
+    const r = await req(edge.port, "GET", "/api/models");
+    assert.equal(r.status, 403, "the API component answers /api/...");
+    assert.equal(JSON.parse(r.body.toString()).error.code, "api-disabled");
+    assertPolicy(r, "api route");
+    assert.equal((await req(edge.port, "GET", "/apis")).status, 404, "/apis is the web component's");
   });
 });
 

@@ -1,6 +1,7 @@
-// Helpers for the edge app tests: start `secure-context serve` on 127.0.0.1 (a free port) over
-// the built component, and speak raw HTTP/1.1 to it (node's http client would normalize or
-// refuse the hostile requests we want to send).
+// Helpers for the edge app and API tests: start `secure-context serve --manifest spin.toml` on
+// 127.0.0.1 (a free port), as scripts/up does, and speak raw HTTP/1.1 to it (node's http client
+// would normalize or refuse the hostile requests we want to send).
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
@@ -17,20 +18,23 @@ export function manifest() {
   return JSON.parse(fs.readFileSync(path.join(WEB, "asset-manifest.json"), "utf8"));
 }
 
+export const SPIN_TOML = path.join(ROOT, "spin.toml");
+
 /** The argument list scripts/up uses (minus --addr), so tests run what users run. */
-export function serveArgs(env = {}) {
-  const args = ["serve", "-Scli", "--dir", `${WEB}::/web`, "--dir", `${EDGE}::/edge`];
+export function serveArgs(env = {}, extra = []) {
+  const args = ["serve", "--manifest", SPIN_TOML, ...extra];
   for (const [k, v] of Object.entries(env)) args.push("--env", `${k}=${v}`);
   return args;
 }
 
 /**
- * Starts the server; resolves to { origin, port, stop, stderr() }.
- * @param {Record<string,string>} env  settings for the component (--env)
+ * Starts the app (every route of spin.toml); resolves to { origin, port, pid, stop, stderr() }.
+ * @param {Record<string,string>} env  settings for every component (--env)
+ * @param {string[]} extra  more arguments for `secure-context` (e.g. ["--timeout-ms", "200"])
  */
-export async function startEdge(env = {}) {
+export async function startEdge(env = {}, extra = []) {
   const port = await freePort();
-  const child = spawn(BIN, [...serveArgs(env), "--addr", `127.0.0.1:${port}`, COMPONENT], {
+  const child = spawn(BIN, [...serveArgs(env, extra), "--addr", `127.0.0.1:${port}`], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let err = "";
@@ -45,6 +49,7 @@ export async function startEdge(env = {}) {
   return {
     origin: `http://127.0.0.1:${port}`,
     port,
+    pid: child.pid,
     stderr: () => err,
     stop: () => new Promise((resolve) => {
       if (child.exitCode !== null) return resolve();
@@ -141,7 +146,41 @@ function dechunk(buf) {
 export function req(port, method, target, headers = {}) {
   const h = { Host: `127.0.0.1:${port}`, Connection: "close", ...headers };
   const lines = [`${method} ${target} HTTP/1.1`, ...Object.entries(h).filter(([, v]) => v !== null).map(([k, v]) => `${k}: ${v}`)];
-  return rawRequest(port, Buffer.from(lines.join("\r\n") + "\r\n\r\n", "latin1"));
+  // Well-formed: the server answers it, so a long timeout only matters on a loaded machine.
+  return rawRequest(port, Buffer.from(lines.join("\r\n") + "\r\n\r\n", "latin1"), { timeoutMs: 60_000 });
 }
 
 export const first = (r, name) => (r.headers[name] ?? [])[0];
+
+const REQUIRED_CSP = [
+  "default-src 'none'", "base-uri 'none'", "form-action 'none'", "object-src 'none'",
+  "require-trusted-types-for 'script'",
+];
+export const DOCUMENT_CSP = [
+  "script-src 'self' 'wasm-unsafe-eval'", "worker-src 'self'", "connect-src 'self'", "style-src 'self'",
+  "img-src 'self'", "frame-src 'self'", "trusted-types secure-context",
+];
+
+/** The header policy every response must carry. */
+export function assertPolicy(r, what) {
+  const h = (n) => first(r, n);
+  assert.equal(h("cross-origin-opener-policy"), "same-origin", `${what}: COOP`);
+  assert.equal(h("cross-origin-embedder-policy"), "require-corp", `${what}: COEP`);
+  assert.equal(h("cross-origin-resource-policy"), "same-origin", `${what}: CORP`);
+  assert.equal(h("referrer-policy"), "no-referrer", `${what}: Referrer-Policy`);
+  assert.equal(h("x-content-type-options"), "nosniff", `${what}: nosniff`);
+  assert.equal(h("x-permitted-cross-domain-policies"), "none", `${what}: XPCDP`);
+  assert.match(h("strict-transport-security") ?? "", /^max-age=(\d+)/, `${what}: HSTS`);
+  assert.ok(Number(/max-age=(\d+)/.exec(h("strict-transport-security"))[1]) >= 31536000, `${what}: HSTS 1 year`);
+  const pp = h("permissions-policy") ?? "";
+  for (const f of ["camera=()", "microphone=()", "geolocation=()", "accelerometer=()", "gyroscope=()", "magnetometer=()", "usb=()", "payment=()", "cross-origin-isolated=(self)"]) {
+    assert.ok(pp.includes(f), `${what}: Permissions-Policy ${f}`);
+  }
+  const csp = h("content-security-policy") ?? "";
+  assert.equal((r.headers["content-security-policy"] ?? []).length, 1, `${what}: one CSP`);
+  for (const d of REQUIRED_CSP) assert.ok(csp.includes(d), `${what}: CSP ${d} in ${csp}`);
+  assert.match(csp, /frame-ancestors /, `${what}: frame-ancestors`);
+  assert.doesNotMatch(csp, /'unsafe-inline'|'unsafe-eval'|'unsafe-hashes'|\s\*|data:|blob:|https?:(\s|;|$)/, `${what}: nothing unsafe`);
+  assert.ok(h("cache-control"), `${what}: Cache-Control`);
+  assert.equal(r.headers["server"], undefined, `${what}: no Server`);
+}

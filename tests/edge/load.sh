@@ -26,8 +26,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_port() { for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.05; done; return 1; }
 
 EDGE_PORT=$(free_port)
-target/release/secure-context serve -Scli --dir build/web::/web --dir build/edge::/edge \
-  --addr "127.0.0.1:$EDGE_PORT" target/wasm32-wasip2/wasm/edge.wasm 2>"$WORK/edge.log" &
+target/release/secure-context serve --manifest spin.toml \
+  --addr "127.0.0.1:$EDGE_PORT" 2>"$WORK/edge.log" &
 PIDS+=($!)
 wait_port "$EDGE_PORT"
 

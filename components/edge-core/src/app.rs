@@ -224,7 +224,7 @@ fn h(n: &str, v: impl Into<String>) -> (String, String) {
     (n.to_string(), v.into())
 }
 
-fn finish(mut r: Response, kind: Kind, config: &Config) -> Response {
+pub fn finish(mut r: Response, kind: Kind, config: &Config) -> Response {
     policy::apply(&mut r.headers, kind, config);
     r
 }
@@ -324,7 +324,7 @@ fn parse_range(v: &str, size: u64) -> RangeSpec {
 }
 
 /// The HTTPS rule: `Some(redirect)` for plain HTTP to a non-loopback host.
-fn https_redirect(req: &Request, config: &Config) -> Option<Result<String, ()>> {
+pub fn https_redirect(req: &Request, config: &Config) -> Option<Result<String, ()>> {
     if !config.require_https {
         return None;
     }
@@ -433,21 +433,6 @@ pub fn handle(
         r
     };
     let not_found = || strip(done(plain(404, "not found\n", vec![])));
-
-    if req.path == "/api" || req.path.starts_with("/api/") {
-        if !config.api {
-            return not_found();
-        }
-        return match req.path {
-            "/api/v1/health" => {
-                let mut r = plain(200, "{\"status\":\"ok\"}\n", vec![]);
-                r.headers.retain(|(n, _)| n != "content-type");
-                r.headers.push(h("content-type", "application/json"));
-                strip(done(r))
-            }
-            _ => not_found(),
-        };
-    }
 
     let Some(key) = path_to_key(req.path) else {
         return not_found();

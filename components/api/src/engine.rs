@@ -1,0 +1,177 @@
+//! The engine, imported through wasi:nn (`world client`): models loaded once per instance and
+//! checked against the manifest's sha256 before they run.
+
+use crate::dtype::{self, Carrier, DType};
+use crate::error::ApiError;
+use crate::protocol::{InTensor, OutTensor};
+use crate::routes::{Entry, MODELS_ROOT};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+wit_bindgen::generate!({ world: "client", path: "../../wit", generate_all });
+
+use secure_context::inference::introspection::{self, Dimension, GraphInfo};
+use wasi::nn::{errors, graph, tensor};
+
+pub struct Model {
+    pub entry: Entry,
+    graph: graph::Graph,
+    pub info: GraphInfo,
+}
+
+thread_local! {
+    /// Loaded models by name and sha256: an instance the host reuses loads each model once.
+    static MODELS: RefCell<HashMap<(String, String), Rc<Model>>> = RefCell::new(HashMap::new());
+}
+
+fn nn_error(e: errors::Error) -> ApiError {
+    let code = match e.code() {
+        errors::ErrorCode::InvalidArgument => "invalid-argument",
+        errors::ErrorCode::InvalidEncoding => "invalid-encoding",
+        errors::ErrorCode::Timeout => "timeout",
+        errors::ErrorCode::RuntimeError => "runtime-error",
+        errors::ErrorCode::UnsupportedOperation => "unsupported-operation",
+        errors::ErrorCode::TooLarge => "too-large",
+        errors::ErrorCode::NotFound => "not-found",
+        errors::ErrorCode::Security => "security",
+        errors::ErrorCode::Unknown => "unknown",
+    };
+    ApiError::from_nn(code, e.data())
+}
+
+/// The model of a manifest entry, loaded and verified on first use.
+pub fn model(entry: Entry) -> Result<Rc<Model>, ApiError> {
+    let key = (entry.name.clone(), entry.sha256.clone());
+    if let Some(m) = MODELS.with(|m| m.borrow().get(&key).cloned()) {
+        return Ok(m);
+    }
+    let bytes = std::fs::read(format!("{MODELS_ROOT}/{}", entry.file)).map_err(|e| {
+        eprintln!("api: model {}: {e}", entry.name);
+        ApiError::new(
+            503,
+            "model-unavailable",
+            format!("model \"{}\" cannot be read", entry.name),
+        )
+    })?;
+    let encoding = match entry.format.as_str() {
+        "tflite" => graph::GraphEncoding::Tensorflowlite,
+        _ => graph::GraphEncoding::Onnx,
+    };
+    let g = graph::load(&[bytes], encoding, graph::ExecutionTarget::Cpu).map_err(nn_error)?;
+    let info = introspection::describe(&g);
+    if !info.sha256.eq_ignore_ascii_case(&entry.sha256) {
+        eprintln!(
+            "api: model {}: sha256 does not match the manifest",
+            entry.name
+        );
+        return Err(ApiError::new(
+            500,
+            "integrity",
+            format!(
+                "model \"{}\" does not match the sha256 in its manifest; it will not run",
+                entry.name
+            ),
+        ));
+    }
+    let m = Rc::new(Model {
+        entry,
+        graph: g,
+        info,
+    });
+    MODELS.with(|c| c.borrow_mut().insert(key, m.clone()));
+    Ok(m)
+}
+
+fn wit_type(c: Carrier) -> tensor::TensorType {
+    match c {
+        Carrier::Fp16 => tensor::TensorType::Fp16,
+        Carrier::Fp32 => tensor::TensorType::Fp32,
+        Carrier::Fp64 => tensor::TensorType::Fp64,
+        Carrier::Bf16 => tensor::TensorType::Bf16,
+        Carrier::U8 => tensor::TensorType::U8,
+        Carrier::I32 => tensor::TensorType::I32,
+        Carrier::I64 => tensor::TensorType::I64,
+    }
+}
+
+/// The description `GET /api/models/{name}` answers with.
+pub fn describe_json(m: &Model) -> serde_json::Value {
+    let io = |t: &introspection::TensorInfo| {
+        let shape = t.shape.as_ref().map(|s| {
+            s.iter()
+                .map(|d| match d {
+                    Dimension::Fixed(n) => serde_json::json!(n),
+                    Dimension::Symbolic(s) => serde_json::json!(s),
+                    Dimension::Unknown => serde_json::Value::Null,
+                })
+                .collect::<Vec<_>>()
+        });
+        let dtype = dtype::label(&t.element_type);
+        serde_json::json!({ "name": t.name, "dtype": dtype, "shape": shape })
+    };
+    serde_json::json!({
+        "name": m.entry.name,
+        "format": m.entry.format,
+        "sha256": m.info.sha256,
+        "engine": introspection::engine_version(),
+        "inputs": m.info.inputs.iter().map(io).collect::<Vec<_>>(),
+        "outputs": m.info.outputs.iter().map(io).collect::<Vec<_>>(),
+    })
+}
+
+/// Runs the model on the inputs; outputs in the model's own element types.
+pub fn infer(m: &Model, inputs: Vec<InTensor>) -> Result<Vec<OutTensor>, ApiError> {
+    for t in &inputs {
+        if let Some(i) = m.info.inputs.iter().find(|i| i.name == t.name) {
+            if DType::parse(&i.element_type) != Some(t.dtype) {
+                let want = dtype::label(&i.element_type);
+                return Err(ApiError::bad(
+                    "dtype",
+                    format!(
+                        "input \"{}\": the model takes {want}, got {}",
+                        t.name,
+                        t.dtype.name()
+                    ),
+                ));
+            }
+        }
+    }
+    let ctx = m.graph.init_execution_context().map_err(nn_error)?;
+    let named: Vec<(String, tensor::Tensor)> = inputs
+        .into_iter()
+        .map(|t| {
+            let tensor = tensor::Tensor::new(&t.dims, wit_type(t.dtype.carrier()), &t.carrier);
+            (t.name, tensor)
+        })
+        .collect();
+    let outs = ctx.compute(named).map_err(nn_error)?;
+    let mut result = Vec::new();
+    for (name, t) in outs {
+        let declared = m.info.outputs.iter().find(|o| o.name == name);
+        let dtype = declared
+            .and_then(|o| DType::parse(&o.element_type))
+            .ok_or_else(|| {
+                ApiError::new(
+                    422,
+                    "unsupported-operation",
+                    format!("output \"{name}\": its element type cannot be sent by this API"),
+                )
+            })?;
+        if t.ty() != wit_type(dtype.carrier()) {
+            return Err(ApiError::new(
+                500,
+                "runtime-error",
+                format!("output \"{name}\": the engine returned an unexpected type"),
+            ));
+        }
+        let raw = dtype::carrier_to_raw(&name, dtype, &t.data())?;
+        result.push(OutTensor {
+            name,
+            dtype,
+            dims: t.dimensions(),
+            raw,
+        });
+    }
+    Ok(result)
+}

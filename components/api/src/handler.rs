@@ -1,0 +1,179 @@
+//! The Spin binding (`wasi:http/handler@0.3.0`, spin-sdk 7): dispatch, limits, and the edge
+//! app's header policy on every response. Never logs input data.
+
+use crate::engine;
+use crate::error::ApiError;
+use crate::protocol::{self, Form, MAX_BODY};
+use crate::routes::{self, Route, MODELS_ROOT};
+use edge_core::app::{self, Body};
+use edge_core::config::Config;
+use edge_core::http_glue::{into_http, EdgeBody, RequestParts};
+use edge_core::policy::Kind;
+use http_body_util::{BodyExt as _, Limited};
+use spin_sdk::http::Request;
+
+struct Reply {
+    status: u16,
+    content_type: &'static str,
+    body: Vec<u8>,
+    allow: Option<&'static str>,
+}
+
+impl From<ApiError> for Reply {
+    fn from(e: ApiError) -> Reply {
+        Reply {
+            status: e.status,
+            content_type: "application/json; charset=utf-8",
+            body: e.json(),
+            allow: None,
+        }
+    }
+}
+
+fn json_reply(v: &serde_json::Value) -> Reply {
+    Reply {
+        status: 200,
+        content_type: "application/json; charset=utf-8",
+        body: v.to_string().into_bytes(),
+        allow: None,
+    }
+}
+
+fn method_not_allowed(allow: &'static str) -> Reply {
+    let mut r = Reply::from(ApiError::new(
+        405,
+        "method-not-allowed",
+        format!("this resource allows {allow}"),
+    ));
+    r.allow = Some(allow);
+    r
+}
+
+fn manifest() -> Result<Vec<u8>, ApiError> {
+    std::fs::read(format!("{MODELS_ROOT}/manifest.json")).map_err(|e| {
+        eprintln!("api: {MODELS_ROOT}/manifest.json: {e}");
+        ApiError::new(
+            503,
+            "model-unavailable",
+            "the model manifest cannot be read",
+        )
+    })
+}
+
+async fn reply(parts: &RequestParts, config: &Config, req: Request) -> Result<Reply, ApiError> {
+    if !config.api {
+        return Err(ApiError::new(
+            403,
+            "api-disabled",
+            "the server-side inference API is off, so that no input data reaches this server; \
+             the operator enables it with SC_API=on (spin.toml [component.api.environment], \
+             or `SC_API=on scripts/up`)",
+        ));
+    }
+    if app::https_redirect(&parts.request(), config).is_some() {
+        return Err(ApiError::new(
+            403,
+            "https-required",
+            "the API takes requests over HTTPS only (SC_REQUIRE_HTTPS=true)",
+        ));
+    }
+    let read_only = matches!(parts.method.as_str(), "GET" | "HEAD");
+    match routes::route(&parts.path) {
+        Route::NotFound => Err(ApiError::new(404, "not-found", "no such API resource")),
+        Route::Models if read_only => {
+            let m: serde_json::Value = serde_json::from_slice(&manifest()?)
+                .map_err(|_| ApiError::new(500, "manifest", "the model manifest is invalid"))?;
+            Ok(json_reply(&m))
+        }
+        Route::Model(name) if read_only => {
+            let m = engine::model(routes::find(&manifest()?, name)?)?;
+            Ok(json_reply(&engine::describe_json(&m)))
+        }
+        Route::Models | Route::Model(_) => Ok(method_not_allowed("GET, HEAD")),
+        Route::Infer(_) if parts.method != "POST" => Ok(method_not_allowed("POST")),
+        Route::Infer(name) => {
+            let header = |n: &str| {
+                parts
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k == n)
+                    .map(|(_, v)| v.as_str())
+            };
+            let form = Form::of(header("content-type"))?;
+            let too_large = || {
+                ApiError::new(
+                    413,
+                    "payload-too-large",
+                    format!("request bodies are limited to {MAX_BODY} bytes"),
+                )
+            };
+            if header("content-length")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .is_some_and(|n| n > MAX_BODY as u64)
+            {
+                return Err(too_large());
+            }
+            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                Ok(c) => c.to_bytes(),
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+                Err(_) => return Err(ApiError::bad("body", "the request body could not be read")),
+            };
+            let entry = routes::find(&manifest()?, name)?;
+            let inputs = protocol::parse_inputs(form, &body)?;
+            let model = engine::model(entry)?;
+            let outputs = engine::infer(&model, inputs)?;
+            let body = protocol::encode_outputs(form, name, &model.info.sha256, &outputs)?;
+            Ok(Reply {
+                status: 200,
+                content_type: form.content_type(),
+                body,
+                allow: None,
+            })
+        }
+    }
+}
+
+#[spin_sdk::http_service]
+async fn handle(req: Request) -> http::Response<EdgeBody> {
+    let parts = RequestParts::new(&req);
+    let config = Config::from_lookup(|k| std::env::var(k).ok());
+    let (r, config) = match config {
+        Ok(c) => (reply(&parts, &c, req).await.unwrap_or_else(Reply::from), c),
+        Err(e) => {
+            eprintln!("api: configuration error: {e}");
+            let strict = Config {
+                frame_ancestors: vec![],
+                require_https: true,
+                api: false,
+            };
+            let err = ApiError::new(500, "configuration", format!("configuration error: {e}"));
+            (Reply::from(err), strict)
+        }
+    };
+    if r.status >= 400 {
+        // Method, path and status only: never the body.
+        let path: String = parts.path.chars().take(200).collect();
+        eprintln!("api: {} {path} -> {}", parts.method, r.status);
+    }
+    let mut headers = vec![
+        ("content-type".to_string(), r.content_type.to_string()),
+        ("cache-control".to_string(), "no-store".to_string()),
+    ];
+    if let Some(a) = r.allow {
+        headers.push(("allow".to_string(), a.to_string()));
+    }
+    let head = parts.method == "HEAD";
+    if head {
+        headers.push(("content-length".to_string(), r.body.len().to_string()));
+    }
+    let resp = app::Response {
+        status: r.status,
+        headers,
+        body: if head {
+            Body::Empty
+        } else {
+            Body::Bytes(r.body)
+        },
+    };
+    into_http(app::finish(resp, Kind::Resource, &config))
+}
