@@ -3,6 +3,7 @@ use anyhow::{bail, Context, Result};
 use half::f16;
 use inference::{ElementType, TensorData};
 use npyz::{AutoSerialize, Deserialize, NpyFile, Serialize, WriterBuilder};
+use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// Little-endian element encoding shared by reading and writing.
@@ -126,8 +127,20 @@ pub fn file_name(output: &str) -> String {
     } else {
         safe
     };
+    // File systems cap names at 255 bytes: a long name keeps its start and gets a digest of
+    // the whole, so distinct outputs stay distinct files.
+    if safe.len() > MAX_STEM {
+        let digest: String = Sha256::digest(output.as_bytes())
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        return format!("{}-{digest}.npy", &safe[..MAX_STEM - 17]);
+    }
     format!("{safe}.npy")
 }
+
+const MAX_STEM: usize = 200;
 
 #[cfg(test)]
 mod tests {
@@ -146,6 +159,14 @@ mod tests {
         write(&p, &t).unwrap();
         assert_eq!(read(&p).unwrap(), t);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn long_output_names_fit_a_file_name() {
+        let a = file_name(&"x".repeat(400));
+        let b = file_name(&format!("{}y", "x".repeat(399)));
+        assert!(a.len() <= 255 && b.len() <= 255, "{a}");
+        assert_ne!(a, b);
     }
 
     #[test]

@@ -137,7 +137,8 @@ impl Graph {
     }
 
     fn load_onnx(bytes: &[u8], sha256: String, limits: Limits) -> NnResult<Graph> {
-        let onnx = tract_onnx::onnx();
+        let mut onnx = tract_onnx::onnx();
+        crate::onnx_if::register(&mut onnx.op_register);
         let proto = onnx.proto_model_for_read(&mut &*bytes).map_err(|e| {
             NnError::invalid(format!(
                 "not a valid ONNX model: {}",
@@ -204,6 +205,9 @@ impl Graph {
     }
 
     fn load_tflite(bytes: &[u8], sha256: String, limits: Limits) -> NnResult<Graph> {
+        // Operators tract-tflite lacks become constants or builtins it has (tflite_rewrite.rs).
+        let rewritten = crate::tflite_rewrite::rewrite(bytes)?;
+        let bytes = rewritten.as_deref().unwrap_or(bytes);
         let tflite = tract_tflite::tflite();
         let proto = tflite.proto_model_for_read(&mut &*bytes).map_err(|e| {
             NnError::invalid(format!(
@@ -211,13 +215,19 @@ impl Graph {
                 describe_tract_error(&e)
             ))
         })?;
-        let model = tflite.model_for_proto_model(&proto).map_err(|e| {
+        let mut model = tflite.model_for_proto_model(&proto).map_err(|e| {
             classify(
                 "cannot import the TFLite graph",
                 &e,
                 ErrorCode::InvalidArgument,
             )
         })?;
+        // Outputs keep the model's tensor names (tract names some after its last node, "x.bias").
+        let names = crate::tflite_rewrite::output_names(bytes)?;
+        let outlets = model.output_outlets().map_err(internal)?.to_vec();
+        for (outlet, name) in outlets.into_iter().zip(names) {
+            model.set_outlet_label(outlet, name).map_err(internal)?;
+        }
         let typed_infos = |outlets: &[OutletId]| -> NnResult<Vec<IoInfo>> {
             outlets
                 .iter()

@@ -9,7 +9,9 @@ pub mod format;
 pub mod graph;
 pub mod limits;
 mod onnx_check;
+mod onnx_if;
 pub mod tensor;
+mod tflite_rewrite;
 
 #[cfg(target_arch = "wasm32")]
 mod component;
