@@ -59,10 +59,17 @@ function toFailure(e) {
   return { code: "internal", message, fatal: false };
 }
 
+/** @type {Promise<any> | null} */ let engineImport = null;
+
 async function getEngine() {
-  if (!engine) engine = await import("./engine/inference.js");
+  engineImport ??= import("./engine/inference.js");
+  engine ??= await engineImport;
   return engine;
 }
+
+// Fetch and compile the engine now, while the sandbox is still downloading and verifying the
+// model, not after. A failure here surfaces (and is reported) at the first `load`.
+getEngine().catch(() => { engineImport = null; });
 
 /** @param {Uint8Array} bytes @param {string} encoding */
 async function load(bytes, encoding) {
@@ -96,10 +103,13 @@ async function load(bytes, encoding) {
 /**
  * tract plans a graph for each new set of input shapes on its first compute. Do that now with
  * zeros (symbolic dimensions = 1) so the caller's first run is as fast as the next ones.
- * Skipped when a shape is unknown or an input is not FP32; failures are ignored.
+ * Skipped when every dimension is fixed (the engine planned the graph at load: a run now would
+ * only delay the first result by one inference), when a shape is unknown or an input is not
+ * FP32; failures are ignored.
  */
 function warmUp(info) {
   if (!info.inputs.every((t) => t.carrier === "FP32" && t.shape && t.shape.every((d) => d !== null))) return false;
+  if (info.inputs.every((t) => t.shape.every((d) => typeof d === "number"))) return false;
   try {
     run(info.inputs.map((t) => {
       const shape = t.shape.map((d) => (typeof d === "number" ? d : 1));

@@ -32,9 +32,17 @@ export function serveArgs(env = {}, extra = []) {
  * @param {Record<string,string>} env  settings for every component (--env)
  * @param {string[]} extra  more arguments for `secure-context` (e.g. ["--timeout-ms", "200"])
  */
-export async function startEdge(env = {}, extra = []) {
+export function startEdge(env = {}, extra = []) {
+  return startServer(serveArgs(env, extra));
+}
+
+/**
+ * Runs `secure-context ARGS --addr 127.0.0.1:<free port>` until it says it is serving.
+ * @param {string[]} args
+ */
+export async function startServer(args) {
   const port = await freePort();
-  const child = spawn(BIN, [...serveArgs(env, extra), "--addr", `127.0.0.1:${port}`], {
+  const child = spawn(BIN, [...args, "--addr", `127.0.0.1:${port}`], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let err = "";
