@@ -1,5 +1,5 @@
 //! Checks on a decoded ONNX model that tract assumes instead of checking (it would panic, and
-//! in wasm a panic is a trap). Each rule here comes from a fuzzer finding; see
+//! in wasm a panic is a trap, and an allocation without bound ends the instance). Each rule here comes from a fuzzer finding; see
 //! tests/fuzz-regressions/.
 use crate::error::{NnError, NnResult};
 use std::collections::HashSet;
@@ -50,7 +50,26 @@ fn check_graph(graph: &GraphProto, what: &str) -> NnResult<()> {
     Ok(())
 }
 
+/// Axis attributes index dimensions. tract trusts them and, given an absurd one, iterates or
+/// allocates by it (a LayerNormalization `axis` of -2e14 made it allocate until memory ran out).
+/// No tensor has anywhere near this many dimensions.
+const MAX_AXIS: u64 = 1024;
+
 fn check_node(node: &NodeProto) -> NnResult<()> {
+    for a in &node.attribute {
+        if !matches!(a.name.as_str(), "axis" | "axes") {
+            continue;
+        }
+        if let Some(v) = std::iter::once(a.i)
+            .chain(a.ints.iter().copied())
+            .find(|v| v.unsigned_abs() > MAX_AXIS)
+        {
+            return Err(NnError::invalid(format!(
+                "not a valid ONNX model: {} node \"{}\" has {} = {v}, far outside any tensor's rank",
+                node.op_type, node.name, a.name
+            )));
+        }
+    }
     if node.op_type == "Transpose" {
         if let Some(perm) = node.attribute.iter().find(|a| a.name == "perm") {
             let n = perm.ints.len() as i64;
