@@ -39,10 +39,19 @@ pytestmark = pytest.mark.skipif(
     reason="needs scripts/build, scripts/build-web and scripts/build-edge")
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on and that this run has not handed out yet: a port chosen for a
+    server that has not bound it yet is free to the OS, which may offer it again."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def wait_http(url: str, timeout: float = 60) -> None:
@@ -116,8 +125,11 @@ def apps(tmp_path_factory):
         # bad configurations
         urls["checks"] = procs.streamlit("tests/streamlit/app_checks.py")
         # isolation not achieved: a server without Document-Isolation-Policy, a page without COOP/COEP
-        port = free_port()
-        no_dip = procs.standin(f"http://127.0.0.1:{port}", "--no-dip")
+        while True:  # the stand-in picks its own port, which must not be the one set aside
+            port = free_port()
+            no_dip = procs.standin(f"http://127.0.0.1:{port}", "--no-dip")
+            if not no_dip.endswith(f":{port}"):
+                break
         urls["no_dip"] = procs.streamlit("tests/streamlit/app_checks.py", {"SECURE_CONTEXT_URL": no_dip}, port)
         # the st.App helper: the Streamlit page itself cross-origin isolated
         urls["isolated"] = procs.streamlit("tests/streamlit/isolated_app.py")
