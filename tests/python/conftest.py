@@ -42,3 +42,19 @@ def ort_digits(models_dir):
     so.inter_op_num_threads = 1
     return ort.InferenceSession(str(models_dir / "digits.onnx"), so,
                                 providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="session")
+def browser_digits(repo_root):
+    """The browser worker's digits outputs, left by scripts/test-browser: float32 [450, 10], row i
+    = held-out image i run alone."""
+    import os
+
+    import numpy as np
+
+    path = repo_root / "tests" / "artifacts" / "browser-digits-probabilities.bin"
+    if not path.exists():
+        if os.environ.get("SC_ALLOW_SKIP") == "1":
+            pytest.skip("run scripts/test-browser first")
+        pytest.fail(f"{path} is missing: run scripts/test-browser first")
+    return np.fromfile(path, dtype="<f4").reshape(450, 10)

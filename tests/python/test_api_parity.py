@@ -17,7 +17,6 @@ import pytest
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
-BROWSER = "tests/artifacts/browser-digits-probabilities.bin"
 SAFETENSORS = "application/vnd.safetensors"
 
 
@@ -105,13 +104,8 @@ def test_every_model_matches_the_cli(api, manifest, digits_test_set, sc_bin, rep
                     assert same_bits(got[k], ref[k]), f"{entry['name']} input {n} {form}: {k}"
 
 
-def test_digits_matches_the_browser(api, repo_root, digits_test_set):
-    path = repo_root / BROWSER
-    if not path.exists():
-        if os.environ.get("SC_ALLOW_SKIP") == "1":
-            pytest.skip("run scripts/test-browser first")
-        pytest.fail(f"{BROWSER} is missing: run scripts/test-browser first")
-    browser = np.fromfile(path, dtype="<f4").reshape(450, 10)
+def test_digits_matches_the_browser(api, browser_digits, digits_test_set):
+    browser = browser_digits
     x, _ = digits_test_set
     for i in range(450):
         form = "json" if i % 2 else "safetensors"

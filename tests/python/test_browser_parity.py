@@ -8,19 +8,12 @@ import os
 import subprocess
 
 import numpy as np
-import pytest
 
-ARTIFACT = "tests/artifacts/browser-digits-probabilities.bin"
 SAMPLE = range(0, 450, 9)  # 50 images across the set
 
 
-def test_browser_outputs_are_bit_identical_to_the_cli(repo_root, tmp_path, digits_test_set):
-    path = repo_root / ARTIFACT
-    if not path.exists():
-        if os.environ.get("SC_ALLOW_SKIP") == "1":
-            pytest.skip("run scripts/test-browser first")
-        pytest.fail(f"{ARTIFACT} is missing: run scripts/test-browser first")
-    browser = np.fromfile(path, dtype="<f4").reshape(450, 10)
+def test_browser_outputs_are_bit_identical_to_the_cli(repo_root, tmp_path, browser_digits, digits_test_set):
+    browser = browser_digits
     x, _ = digits_test_set
     sc = os.environ.get("SC_BIN", str(repo_root / "target" / "release" / "secure-context"))
     for i in SAMPLE:
