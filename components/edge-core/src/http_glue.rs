@@ -210,7 +210,9 @@ fn finish_empty(out: ResponseOutparam, response: OutgoingResponse) {
 
 fn send_file(stream: &OutputStream, mut file: std::fs::File, len: u64) -> Result<(), ()> {
     let mut remaining = len;
-    let mut buf = vec![0u8; CHUNK];
+    // No bigger than the file: a fresh instance's memory is untouched, and every page a
+    // buffer touches is a page fault of its own.
+    let mut buf = vec![0u8; len.min(CHUNK as u64) as usize];
     while remaining > 0 {
         let n = remaining.min(CHUNK as u64) as usize;
         if let Err(e) = file.read_exact(&mut buf[..n]) {
