@@ -114,7 +114,7 @@ fn valid_key(k: &str) -> bool {
 
 /// One asset-manifest.json entry, borrowed from the bytes: a fresh instance (one per request under
 /// WASI 0.2) parses the manifest for every request, so it is read into typed fields, with no
-/// JSON tree and no copies (a `serde_json::Value` tree cost 3x the whole request).
+/// JSON tree in between.
 #[derive(Deserialize)]
 struct RawAsset<'a> {
     #[serde(borrow)]
