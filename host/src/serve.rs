@@ -95,10 +95,33 @@ fn default_concurrency() -> usize {
 
 /// The memory one store may hold: every linear memory of the instance counted together (a
 /// composed component has one per core module), and tables capped.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 struct StoreLimit {
     max_bytes: usize,
     used: usize,
+    /// The requests this instance has taken (one under WASIp2); all of them fail with it.
+    requests: Vec<u64>,
+    /// Where they are written down when the limit is hit (the component's, see `State`).
+    limited: Arc<Limited>,
+}
+
+/// The requests whose instance hit its memory limit, until `handle_request` answers them.
+#[derive(Default, Debug)]
+struct Limited(std::sync::Mutex<std::collections::HashSet<u64>>);
+
+impl Limited {
+    fn add(&self, ids: &[u64]) {
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Ids of requests that had already been answered are never taken out: bound them.
+        if set.len() > 4096 {
+            set.clear();
+        }
+        set.extend(ids);
+    }
+
+    fn take(&self, id: u64) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&id)
+    }
 }
 
 /// A store reached its memory limit.
@@ -131,6 +154,7 @@ impl wasmtime::ResourceLimiter for StoreLimit {
         if self.used.saturating_add(more) > self.max_bytes {
             // A trap with this error, not a failed `memory.grow`: the guest cannot go on, and
             // the runner tells the client why (503 `memory-limit`).
+            self.limited.add(&self.requests);
             return Err(wasmtime::Error::new(MemoryLimit(self.max_bytes)));
         }
         self.used += more;
@@ -199,6 +223,7 @@ struct GuestSetup {
     dirs: Vec<(PathBuf, String)>,
     envs: Vec<(String, String)>,
     max_memory: usize,
+    limited: Arc<Limited>,
 }
 
 /// The app to serve: the manifest's routes, or one component for every path.
@@ -281,6 +306,8 @@ impl GuestSetup {
                 limit: StoreLimit {
                     max_bytes: self.max_memory,
                     used: 0,
+                    requests: vec![],
+                    limited: self.limited.clone(),
                 },
             },
         );
@@ -340,10 +367,11 @@ impl WorkerState for Worker {
 
     fn on_request_start(
         &self,
-        _store: StoreContextMut<'_, Host>,
-        _request_id: u64,
+        mut store: StoreContextMut<'_, Host>,
+        request_id: u64,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + 'static + Send + Sync>> {
+        store.data_mut().limit.requests.push(request_id);
         Box::pin(tokio::time::sleep(self.request_timeout))
     }
 
@@ -430,6 +458,7 @@ fn prepare(
             dirs: spec.dirs.clone(),
             envs: spec.envs.clone(),
             max_memory: bounds.max_memory,
+            limited: Arc::default(),
         },
         component,
         pre,
@@ -665,14 +694,15 @@ async fn handle_request(
     };
     let handler = &router.handlers[i];
     let start = Instant::now();
+    let id = handler.state().next_request.fetch_add(1, Ordering::Relaxed);
     let result = async {
         let _permit = handler.state().requests.acquire().await?;
-        let id = handler.state().next_request.fetch_add(1, Ordering::Relaxed);
         let mut req = req.map(|body| body.map_err(|e| e.into()).boxed_unsync());
         with_authority(&mut req);
         handler.handle(id, req).await
     }
     .await;
+    let limited = handler.state().setup.limited.take(id);
     match result {
         Ok(r) => r,
         Err(e) if start.elapsed() >= router.request_timeout => {
@@ -686,8 +716,8 @@ async fn handle_request(
                 ),
             )
         }
-        Err(e) if e.chain().any(|c| c.is::<MemoryLimit>()) => {
-            eprintln!("serve: {e:#}");
+        Err(e) if limited => {
+            eprintln!("serve: request {id}: {e:#}");
             host_error(
                 503,
                 "memory-limit",

@@ -172,6 +172,21 @@ pub fn check(bytes: &[u8]) -> NnResult<()> {
                     _ => false,
                 });
         if !per_axis {
+            // tract takes an input's shape as declared; its kernels assume no dimension is empty
+            // (a 0 made a max pool's row iterator panic: tflite-maxpool-zero-size-input).
+            let dims: Vec<i32> = g
+                .tensor(ix)
+                .shape()
+                .map(|s| s.iter().collect())
+                .unwrap_or_default();
+            if let Some(d) = dims
+                .iter()
+                .find(|&&d| !(1..=MAX_CONST_DIM).contains(&(d as i64)))
+            {
+                return Err(invalid(format!(
+                    "input tensor {ix} has shape {dims:?}: dimension {d} is not in 1..={MAX_CONST_DIM}"
+                )));
+            }
             g.known[ix as usize] = Some(Known {
                 rank: g.declared_rank(ix),
             });
@@ -495,7 +510,7 @@ fn check_op(
                 return Err(invalid("the new shape is not a list"));
             }
             if shape.iter().filter(|&&d| d == -1).count() > 1
-                || shape.iter().any(|&d| d < -1 || d > MAX_CONST_DIM)
+                || shape.iter().any(|&d| d < -1 || d == 0 || d > MAX_CONST_DIM)
             {
                 return Err(invalid(format!("new shape {shape:?}")));
             }
@@ -517,13 +532,11 @@ fn check_op(
                         ranks[0]
                     )));
                 }
-                if begin
-                    .iter()
-                    .chain(&size)
-                    .any(|&v| !(0..=MAX_CONST_DIM).contains(&v))
+                if begin.iter().any(|&v| !(0..=MAX_CONST_DIM).contains(&v))
+                    || size.iter().any(|&v| !(1..=MAX_CONST_DIM).contains(&v))
                 {
                     return Err(NnError::unsupported(format!(
-                        "begin {begin:?} and size {size:?}: this engine takes non-negative ones (no -1 for \"to the end\")"
+                        "begin {begin:?} and size {size:?}: this engine takes begins from 0 and sizes from 1 (no -1 for \"to the end\")"
                     )));
                 }
             }
@@ -579,7 +592,7 @@ fn check_op(
         Op::BROADCAST_TO => {
             arity(ins, 2)?;
             let shape = const_ints(g, ins[1], "the shape")?;
-            if shape.len() < ranks[0] || shape.iter().any(|&d| !(0..=MAX_CONST_DIM).contains(&d)) {
+            if shape.len() < ranks[0] || shape.iter().any(|&d| !(1..=MAX_CONST_DIM).contains(&d)) {
                 return Err(invalid(format!(
                     "shape {shape:?} for a tensor of rank {}",
                     ranks[0]
