@@ -224,6 +224,7 @@ impl Graph {
                 ErrorCode::InvalidArgument,
             )
         })?;
+        crate::tflite_check::check_wired(&model)?;
         // Outputs keep the model's tensor names (tract names some after its last node, "x.bias").
         let names = crate::tflite_rewrite::output_names(bytes)?;
         let outlets = model.output_outlets().map_err(internal)?.to_vec();

@@ -15,6 +15,7 @@
 
 use crate::error::{NnError, NnResult};
 use crate::tflite_rewrite::builtin_of;
+use tract_onnx::prelude::TypedModel;
 use tract_tflite::tflite::{self, BuiltinOperator as Op, Model, TensorType};
 
 /// No tensor of a real model has more dimensions (tract's kernels assume a few).
@@ -656,4 +657,28 @@ fn check_op(
             op_name(code)
         ))),
     }
+}
+
+/// After tract has wired the model (every shape is concrete: TFLite has no symbolic dimensions):
+/// no operator may compute an empty tensor. tract's kernels assume they do not (a max pool whose
+/// window outgrew its input, so that its output had no row, panicked on its first run:
+/// tflite-maxpool-window-larger-than-input), and no model computes nothing on purpose. Constants
+/// may be empty (the shape `[]` of a reshape to a scalar is).
+pub fn check_wired(model: &TypedModel) -> NnResult<()> {
+    for node in model.nodes() {
+        if node.op_is::<tract_onnx::tract_core::ops::konst::Const>() {
+            continue;
+        }
+        for out in &node.outputs {
+            if let Some(dims) = out.fact.shape.as_concrete() {
+                if dims.contains(&0) {
+                    return Err(invalid(format!(
+                        "operator \"{}\" computes an empty tensor (shape {dims:?}); check its window, strides and sizes",
+                        node.name
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
