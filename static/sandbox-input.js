@@ -1,8 +1,10 @@
 // The sandbox's input mode: a draw pad and a file picker inside the sandbox document, so raw
 // input exists only in the serving origin's isolated context. The embedding page (another
 // origin) cannot read this document, sees none of its pointer events, and receives at most
-// the model's outputs (sandbox.js posts them as `input-result`, when the parent asked for
-// them in `init`). Built with DOM calls only: no innerHTML, nothing for Trusted Types to refuse.
+// the model's outputs, and only when the user presses Send (sandbox.js posts them as
+// `input-result`, when the parent asked for them in `init`): strokes and picks run here and
+// show their result here, and post nothing. Built with DOM calls only: no innerHTML, nothing
+// for Trusted Types to refuse.
 
 const PAD_PX = 224;
 const MAX_FILE_BYTES = 16 * 1024 * 1024;
@@ -22,17 +24,29 @@ function el(tag, props = {}, ...children) {
  * Shows the input UI for the model's single input.
  * @param {{ spec: {name: string, shape: (number|string|null)[]}, labels?: string[],
  *           run: (input: {name: string, data: Float32Array, shape: number[]}) => Promise<{outputs: Record<string, {data: Float32Array, shape: number[]}>}>,
- *           reporting: boolean }} options
- *   run: runs the engine on the input and returns its outputs (sandbox.js does the posting).
+ *           send: ((outputs: Record<string, {data: Float32Array, shape: number[]}>) => void) | null }} options
+ *   run: runs the engine on the input and returns its outputs.
+ *   send: posts outputs to the app (sandbox.js); null when nothing may be sent (report: false).
  */
-export function mountInput({ spec, labels, run, reporting }) {
+export function mountInput({ spec, labels, run, send }) {
+  const reporting = send !== null;
   const out = el("output", { className: "in-out", dataset: { role: "result" } });
   const pick = el("input", { type: "file", accept: ".npy,.json,.csv,.txt", dataset: { role: "file" } });
   const note = el("p", { className: "in-note" },
     reporting
-      ? "Your input stays in this sandbox; only the model's output goes to the app."
+      ? "Your input stays in this sandbox; only the model's output goes to the app, when you press Send."
       : "Your input stays in this sandbox; nothing is sent to the app.");
   const box = el("section", { className: "in-box", dataset: { role: "input" } }, note);
+  /** The outputs of the last run, until they are sent or replaced. */
+  let last = null;
+  const sendBtn = el("button", { type: "button", className: "in-btn in-primary", dataset: { role: "send" }, disabled: true }, "Send to the app");
+  sendBtn.addEventListener("click", () => {
+    if (!last || !send) return;
+    send(last);
+    last = null;
+    sendBtn.disabled = true;
+    box.dataset.sent = String(Number(box.dataset.sent ?? 0) + 1);
+  });
   const fixed = spec.shape.map((d) => (typeof d === "number" ? d : null));
   const dims = fixed.slice(-2);
   let pad = null;
@@ -40,7 +54,7 @@ export function mountInput({ spec, labels, run, reporting }) {
     pad = new Pad(dims[0], dims[1], () => submit(pad.grid()));
     const clear = el("button", { type: "button", className: "in-btn", dataset: { role: "clear" } }, "Clear");
     const again = el("button", { type: "button", className: "in-btn in-primary", dataset: { role: "run" } }, "Run");
-    clear.addEventListener("click", () => { pad.clear(); out.value = ""; });
+    clear.addEventListener("click", () => { pad.clear(); out.value = ""; last = null; sendBtn.disabled = true; });
     again.addEventListener("click", () => submit(pad.grid()));
     box.append(el("div", { className: "in-row" }, pad.canvas,
       el("div", { className: "in-col" }, again, clear, el("label", {}, "or a file (.npy, .json, .csv): ", pick))));
@@ -48,6 +62,7 @@ export function mountInput({ spec, labels, run, reporting }) {
     box.append(el("label", {}, "Input file (.npy float32, .json or .csv numbers): ", pick));
   }
   box.append(out);
+  if (reporting) box.append(el("div", { className: "in-row" }, sendBtn));
   pick.addEventListener("change", async () => {
     const file = pick.files?.[0];
     pick.value = ""; // the same file can be picked again; no reference kept
@@ -75,9 +90,13 @@ export function mountInput({ spec, labels, run, reporting }) {
     busy = busy.then(async () => {
       out.value = "running…";
       box.dataset.state = "running";
+      last = null;
+      sendBtn.disabled = true;
       try {
         const r = await run({ name: spec.name, data, shape });
         out.value = describe(r.outputs, labels);
+        last = r.outputs;
+        sendBtn.disabled = false;
         box.dataset.state = "done";
         box.dataset.runs = String(Number(box.dataset.runs ?? 0) + 1);
       } catch (e) {

@@ -21,9 +21,11 @@
 //
 // Input mode (init with `input`): this document shows a draw pad / file picker (sandbox-input.js)
 // and runs the user's input itself, so the raw input never leaves this origin. With
-// input.report true, each result is posted as
-//   input-result {id: <the init's id>, seq, outputs: {name: {data: Float32Array, shape}}, timings}
-// (outputs only: no input, no file name); with false, nothing is posted.
+// input.report true, a result is posted when the user presses Send, as
+//   input-result {id: <the init's id>, seq, outputs: {name: {data: Float32Array, shape}}}
+// (outputs only: no input, no file name, no timings); with false, nothing is posted. Runs of the
+// user's input are not counted in `status` (nor are their errors, timeouts or restarts): the
+// parent learns nothing of them but what the user sends.
 
 import { mountInput } from "./sandbox-input.js";
 
@@ -132,6 +134,9 @@ let engineVersion = null;
 let timeoutMs = DEFAULT_TIMEOUT_MS;
 let requireIsolation = false;
 let parentOrigin = ancestor;
+/** Input mode: the engine's counters (runs, errors, timeouts, restarts) stop being reported. */
+let privateRuns = false;
+/** @type {Record<string, number> | null} */ let reportedCounters = null;
 const loadTimings = {};
 let cacheNote = null;
 
@@ -145,6 +150,12 @@ function render() {
 function isolationMode() {
   const iso = sandboxIsolation.crossOriginIsolated && (workerIsolation?.crossOriginIsolated ?? true);
   return iso ? "isolated" : "single-threaded";
+}
+
+/** The counters the parent may see: in input mode, frozen at its start except those its own messages move. */
+function reportedCountersNow() {
+  if (!privateRuns || !reportedCounters) return { ...counters };
+  return { ...reportedCounters, dropped: counters.dropped, rejected: counters.rejected, cancelled: counters.cancelled };
 }
 
 function statusSnapshot() {
@@ -164,7 +175,7 @@ function statusSnapshot() {
     model: model ? { ...model } : null,
     engine: engineVersion ? { version: engineVersion } : null,
     graph: graphInfo,
-    counters: { ...counters },
+    counters: reportedCountersNow(),
     allowedOrigins: [...allowed],
     limits: { ...LIMITS, timeoutMs },
     timings: { ...loadTimings },
@@ -325,6 +336,9 @@ async function handle(msg, origin) {
       return;
     }
     case "run": {
+      // In input mode the engine is the user's: a run of the parent's would queue behind theirs
+      // and time them.
+      if (privateRuns) throw new SandboxError("invalid-state", "this sandbox is in input mode: it runs the user's input only");
       if (state !== "ready") throw new SandboxError("invalid-state", `not ready (${state})`);
       checkAgainstGraph(msg.inputs);
       const inputs = Object.entries(msg.inputs).map(([name, t]) => ({ name, shape: t.shape, data: t.data }));
@@ -336,6 +350,7 @@ async function handle(msg, origin) {
       return;
     }
     case "cancel": {
+      if (privateRuns) throw new SandboxError("invalid-state", "this sandbox is in input mode: its runs are the user's");
       const count = engine.cancelAll();
       counters.cancelled += count;
       reply(origin, { type: "cancelled", id: msg.id, count });
@@ -356,13 +371,19 @@ async function handle(msg, origin) {
   }
 }
 
-/** Input mode: the UI runs the engine here; the parent gets outputs only, and only if asked. */
+/** Input mode: the UI runs the engine here; the parent gets outputs only, when the user sends them. */
 function startInput(report, initId, origin) {
   let seq = 0;
+  // What `status` shows from now on: the counters as they were (input runs would reveal each
+  // stroke and pick), then only what the parent's own messages change.
+  privateRuns = true;
+  reportedCounters = { ...counters };
   mountInput({
     spec: graphInfo.inputs[0],
     labels: model.labels,
-    reporting: report,
+    send: report
+      ? (outputs) => reply(origin, { type: "input-result", id: initId, seq: ++seq, outputs })
+      : null,
     run: async ({ name, data, shape }) => {
       if (state !== "ready") throw new SandboxError("invalid-state", `not ready (${state})`);
       const t = { [name]: { data, shape } };
@@ -370,10 +391,8 @@ function startInput(report, initId, origin) {
       if (problem) throw new SandboxError("invalid-argument", problem);
       checkAgainstGraph(t);
       const r = await engine.run([{ name, shape, data }]);
-      counters.runs++;
       const outputs = {};
       for (const o of r.outputs) outputs[o.name] = { data: o.data, shape: o.shape };
-      if (report) reply(origin, { type: "input-result", id: initId, seq: ++seq, outputs, timings: r.timings });
       return { outputs };
     },
   });

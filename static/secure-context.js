@@ -76,7 +76,7 @@ export class SecureContext {
   /** @type {((ev: MessageEvent) => void) | null} */ #listener = null;
   /** @type {(() => void) | null} */ #onHello = null;
   /** @type {number | null} */ #inputId = null;
-  /** @type {((r: {outputs: Record<string, TensorValue>, timings: Timings, seq: number}) => void) | null} */ #onInput = null;
+  /** @type {((r: {outputs: Record<string, TensorValue>, seq: number}) => void) | null} */ #onInput = null;
 
   /** @private use SecureContext.open */
   constructor(frame, origin) {
@@ -95,7 +95,7 @@ export class SecureContext {
    *   timeoutMs?: number,
    *   connectTimeoutMs?: number,
    *   input?: { report: boolean },
-   *   onInput?: (r: { outputs: Record<string, TensorValue>, timings: Timings, seq: number }) => void,
+   *   onInput?: (r: { outputs: Record<string, TensorValue>, seq: number }) => void,
    * }} options
    *   frame: the iframe (sandbox="allow-scripts allow-same-origin", allow="cross-origin-isolated");
    *     if it has no src, sandbox.html next to this module is used.
@@ -105,8 +105,9 @@ export class SecureContext {
    *     the sandbox and its worker.
    *   timeoutMs: per-run limit enforced in the sandbox (the worker is terminated past it).
    *   input: input mode: the sandbox document shows a draw pad / file picker and runs the
-   *     user's input itself (show the frame). With report: true, each result's outputs (never
-   *     the input) come to onInput; with false, nothing comes back.
+   *     user's input itself (show the frame). With report: true, the outputs of a result (never
+   *     the input, no timings) come to onInput when the user sends them with the frame's Send
+   *     button; with false, nothing comes back.
    * @returns {Promise<SecureContext>}
    */
   static async open(options) {
@@ -216,7 +217,11 @@ export class SecureContext {
           this.#dropped++;
           return;
         }
-        try { this.#onInput({ outputs: msg.outputs, timings: { ...msg.timings }, seq: msg.seq }); } catch { /* caller's bug */ }
+        if (Object.keys(msg).sort().join(",") !== "id,outputs,seq,type,v") {
+          this.#dropped++;
+          return;
+        }
+        try { this.#onInput({ outputs: msg.outputs, seq: msg.seq }); } catch { /* caller's bug */ }
         return;
       }
       const p = this.#pending.get(msg.id);

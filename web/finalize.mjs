@@ -2,6 +2,8 @@
 // cached forever (inference.core.wasm -> inference.core.<sha256[:8]>.wasm, with the
 // reference in the generated JS rewritten), then write asset-manifest.json:
 //   { "<path relative to build/web>": { "sha256", "size", "content-type", "immutable" } }
+// Content types and the immutable rule come from the header policy's data (argument 2,
+// build/policy.json, written by `secure-context policy --json` from components/edge-core).
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -9,19 +11,9 @@ import path from "node:path";
 const out = path.resolve(process.argv[2] ?? "build/web");
 const engineDir = path.join(out, "engine");
 
-const CONTENT_TYPES = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".mjs": "text/javascript; charset=utf-8",
-  ".css": "text/css; charset=utf-8",
-  ".json": "application/json",
-  ".wasm": "application/wasm",
-  ".onnx": "application/octet-stream",
-  ".tflite": "application/octet-stream",
-  ".svg": "image/svg+xml",
-  ".png": "image/png",
-  ".txt": "text/plain; charset=utf-8",
-};
+const policy = JSON.parse(fs.readFileSync(process.argv[3] ?? "build/policy.json", "utf8"));
+if (policy.format !== "secure-context-policy/1") throw new Error("finalize: unknown policy data format");
+const IMMUTABLE = new RegExp(policy.cache.immutable_pattern);
 
 const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
 
@@ -59,8 +51,8 @@ for (const file of walk(out).sort()) {
   manifest[rel] = {
     sha256: sha256(bytes),
     size: bytes.length,
-    "content-type": CONTENT_TYPES[path.extname(file)] ?? "application/octet-stream",
-    immutable: /\.[0-9a-f]{8}\.[a-z]+$/.test(rel),
+    "content-type": policy.content_types[path.extname(file)] ?? policy.default_content_type,
+    immutable: IMMUTABLE.test(rel),
   };
 }
 fs.writeFileSync(path.join(out, "asset-manifest.json"), JSON.stringify(manifest, null, 2) + "\n");

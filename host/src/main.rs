@@ -80,6 +80,12 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Serve a wasi:http component (the edge app) like `wasmtime serve -Scli`; --timeout-ms bounds a request.
     Serve(serve::ServeArgs),
+    /// Print the edge app's header policy and content types (edge-core) for other servers.
+    Policy {
+        /// As JSON (the only form; scripts/build-web writes it to build/policy.json).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn open_backend(cli: &Cli, choice: EngineChoice) -> Result<Box<dyn Backend>> {
@@ -307,6 +313,18 @@ fn main() {
         }
         Command::Bench(args) => bench::run(args, &component_path(cli.component.as_deref())),
         Command::Serve(args) => serve::serve(args.clone(), Duration::from_millis(cli.timeout_ms)),
+        Command::Policy { json } => {
+            if !*json {
+                eprintln!("error: give --json");
+                std::process::exit(2);
+            }
+            let data = edge_core::policy_data::policy_json();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&data).expect("policy JSON")
+            );
+            Ok(())
+        }
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

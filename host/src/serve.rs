@@ -10,7 +10,10 @@
 //!
 //! Differences, all on the safe side: preopened directories are read-only, outgoing HTTP is
 //! refused (`HTTP-request-denied`), the host environment is never inherited (only `--env`),
-//! and requests are bounded in time (`--timeout-ms`) and number (`--max-connections`).
+//! and requests are bounded in time (`--timeout-ms`), number (`--max-connections`), requests a
+//! component runs at once (`--max-concurrent`, the others wait) and memory (`--max-memory-mb`
+//! for all the linear memories of one instance's store: a request that needs more fails, the
+//! server does not), so the server's memory is bounded by concurrency times that limit.
 //! Responses the host makes itself (no route, a trap, a timeout) are JSON errors under the
 //! edge app's header policy (`edge_core::policy`), like every response the app makes.
 
@@ -75,6 +78,97 @@ pub struct ServeArgs {
     /// Connections served at the same time; more wait to be accepted.
     #[arg(long, default_value_t = 1000)]
     pub max_connections: usize,
+    /// Requests each component runs at the same time; more wait their turn (default: twice
+    /// the available cores, at least 4).
+    #[arg(long)]
+    pub max_concurrent: Option<usize>,
+    /// Linear memory of one instance (all its memories together), in MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub max_memory_mb: usize,
+}
+
+/// Default `--max-concurrent`: the work is CPU-bound, more in flight only costs memory.
+fn default_concurrency() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (2 * cores).max(4)
+}
+
+/// The memory one store may hold: every linear memory of the instance counted together (a
+/// composed component has one per core module), and tables capped.
+#[derive(Debug)]
+struct StoreLimit {
+    max_bytes: usize,
+    used: usize,
+    /// The requests this instance has taken (one under WASIp2); all of them fail with it.
+    requests: Vec<u64>,
+    /// Where they are written down when the limit is hit (the component's, see `State`).
+    limited: Arc<Limited>,
+}
+
+/// The requests whose instance hit its memory limit, until `handle_request` answers them.
+#[derive(Default, Debug)]
+struct Limited(std::sync::Mutex<std::collections::HashSet<u64>>);
+
+impl Limited {
+    fn add(&self, ids: &[u64]) {
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Ids of requests that had already been answered are never taken out: bound them.
+        if set.len() > 4096 {
+            set.clear();
+        }
+        set.extend(ids);
+    }
+
+    fn take(&self, id: u64) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&id)
+    }
+}
+
+/// A store reached its memory limit.
+#[derive(Debug)]
+struct MemoryLimit(usize);
+
+impl std::fmt::Display for MemoryLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the instance reached its memory limit ({} MiB)",
+            self.0 >> 20
+        )
+    }
+}
+
+impl std::error::Error for MemoryLimit {}
+
+/// Elements of one table (function references; the engine needs a few thousand).
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+impl wasmtime::ResourceLimiter for StoreLimit {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let more = desired.saturating_sub(current);
+        if self.used.saturating_add(more) > self.max_bytes {
+            // A trap with this error, not a failed `memory.grow`: the guest cannot go on, and
+            // the runner tells the client why (503 `memory-limit`).
+            self.limited.add(&self.requests);
+            return Err(wasmtime::Error::new(MemoryLimit(self.max_bytes)));
+        }
+        self.used += more;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
 }
 
 struct Host {
@@ -82,6 +176,7 @@ struct Host {
     ctx: WasiCtx,
     http: WasiHttpCtx,
     hooks: DenyOutgoing,
+    limit: StoreLimit,
 }
 
 impl WasiView for Host {
@@ -127,6 +222,8 @@ impl WasiHttpHooks for DenyOutgoing {
 struct GuestSetup {
     dirs: Vec<(PathBuf, String)>,
     envs: Vec<(String, String)>,
+    max_memory: usize,
+    limited: Arc<Limited>,
 }
 
 /// The app to serve: the manifest's routes, or one component for every path.
@@ -199,15 +296,23 @@ impl GuestSetup {
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("preopening {}", host.display()))?;
         }
-        Ok(Store::new(
+        let mut store = Store::new(
             engine,
             Host {
                 table: ResourceTable::new(),
                 ctx: b.build(),
                 http: WasiHttpCtx::new(),
                 hooks: DenyOutgoing,
+                limit: StoreLimit {
+                    max_bytes: self.max_memory,
+                    used: 0,
+                    requests: vec![],
+                    limited: self.limited.clone(),
+                },
             },
-        ))
+        );
+        store.limiter(|h| &mut h.limit);
+        Ok(store)
     }
 }
 
@@ -262,10 +367,11 @@ impl WorkerState for Worker {
 
     fn on_request_start(
         &self,
-        _store: StoreContextMut<'_, Host>,
-        _request_id: u64,
+        mut store: StoreContextMut<'_, Host>,
+        request_id: u64,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + 'static + Send + Sync>> {
+        store.data_mut().limit.requests.push(request_id);
         Box::pin(tokio::time::sleep(self.request_timeout))
     }
 
@@ -332,6 +438,7 @@ fn prepare(
     linker: &Linker<Host>,
     spec: &ComponentSpec,
     request_timeout: Duration,
+    bounds: Bounds,
 ) -> Result<State> {
     let component = crate::runtime::load_component(engine, &spec.source)?;
     let instance = linker.instantiate_pre(&component)?;
@@ -350,6 +457,8 @@ fn prepare(
         setup: GuestSetup {
             dirs: spec.dirs.clone(),
             envs: spec.envs.clone(),
+            max_memory: bounds.max_memory,
+            limited: Arc::default(),
         },
         component,
         pre,
@@ -357,8 +466,15 @@ fn prepare(
         request_timeout,
         next_instance: AtomicU64::new(0),
         next_request: AtomicU64::new(0),
-        requests: Semaphore::new(1000),
+        requests: Semaphore::new(bounds.max_concurrent.max(1)),
     })
+}
+
+/// What one component may take: requests at once, memory per instance.
+#[derive(Clone, Copy, Debug)]
+struct Bounds {
+    max_concurrent: usize,
+    max_memory: usize,
 }
 
 /// Every route with the handler of its component, in match order.
@@ -369,7 +485,7 @@ struct Router {
 }
 
 /// Builds one engine and linker for every component of the app.
-fn prepare_router(app: App, request_timeout: Duration) -> Result<(Router, Engine)> {
+fn prepare_router(app: App, request_timeout: Duration, bounds: Bounds) -> Result<(Router, Engine)> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
@@ -383,7 +499,7 @@ fn prepare_router(app: App, request_timeout: Duration) -> Result<(Router, Engine
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
     let mut handlers = Vec::new();
     for (_, spec) in &app.routes {
-        let state = prepare(&engine, &linker, spec, request_timeout)
+        let state = prepare(&engine, &linker, spec, request_timeout, bounds)
             .with_context(|| format!("component {:?}", spec.id))?;
         handlers.push(ProxyHandler::new(state));
     }
@@ -407,7 +523,11 @@ pub fn serve(args: ServeArgs, request_timeout: Duration) -> Result<()> {
 }
 
 async fn run(args: ServeArgs, app: App, request_timeout: Duration) -> Result<()> {
-    let (router, engine) = prepare_router(app, request_timeout)?;
+    let bounds = Bounds {
+        max_concurrent: args.max_concurrent.unwrap_or_else(default_concurrency),
+        max_memory: args.max_memory_mb.saturating_mul(1 << 20),
+    };
+    let (router, engine) = prepare_router(app, request_timeout, bounds)?;
     let router = Arc::new(router);
 
     let socket = match args.addr {
@@ -593,14 +713,15 @@ async fn handle_request(
     }
     let handler = &router.handlers[i];
     let start = Instant::now();
+    let id = handler.state().next_request.fetch_add(1, Ordering::Relaxed);
     let result = async {
         let _permit = handler.state().requests.acquire().await?;
-        let id = handler.state().next_request.fetch_add(1, Ordering::Relaxed);
         let mut req = req.map(|body| body.map_err(|e| e.into()).boxed_unsync());
         with_authority(&mut req);
         handler.handle(id, req).await
     }
     .await;
+    let limited = handler.state().setup.limited.take(id);
     match result {
         Ok(r) => r,
         Err(e) if start.elapsed() >= router.request_timeout => {
@@ -612,6 +733,14 @@ async fn handle_request(
                     "the request ran longer than its budget ({} ms)",
                     router.request_timeout.as_millis()
                 ),
+            )
+        }
+        Err(e) if limited => {
+            eprintln!("serve: request {id}: {e:#}");
+            host_error(
+                503,
+                "memory-limit",
+                "the request needed more memory than one instance may use (--max-memory-mb)",
             )
         }
         Err(e) => {

@@ -81,3 +81,57 @@ fn a_deadline_trap_is_a_timeout_and_the_engine_restarts() {
         vec![1, 10]
     );
 }
+
+/// Every model the fuzzer once crashed the engine with (tests/fuzz-regressions/) is a wasi-nn
+/// error in the component too: no trap (a panic is one in wasm, `panic = "abort"`), whether it
+/// fails at load or at its first run.
+#[test]
+fn fuzzer_findings_are_wasi_nn_errors_in_the_component() {
+    let mut b = backend();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(repo("tests/fuzz-regressions")).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let encoding = if path.extension().is_some_and(|e| e == "tflite") {
+            Encoding::TfLite
+        } else {
+            Encoding::Autodetect
+        };
+        let result = b.load(&bytes, encoding).and_then(|g| {
+            let inputs = b
+                .describe(g)?
+                .inputs
+                .iter()
+                .filter_map(|i| {
+                    let dims: Vec<u32> = i
+                        .shape
+                        .as_ref()?
+                        .iter()
+                        .map(|d| match d {
+                            inference::Dim::Fixed(n) => u32::try_from(*n).ok(),
+                            _ => Some(1),
+                        })
+                        .collect::<Option<_>>()?;
+                    let ty = i.carrier?;
+                    let n = dims.iter().map(|&d| d as usize).product::<usize>();
+                    (n <= 1 << 16).then(|| {
+                        (
+                            i.name.clone(),
+                            TensorData::new(dims, ty, vec![0; n * ty.size()]),
+                        )
+                    })
+                })
+                .collect();
+            b.compute(g, inputs).map(|_| ())
+        });
+        if let Err(e) = result {
+            assert!(
+                !e.message.contains("trapped"),
+                "{}: the component trapped: {e}",
+                path.display()
+            );
+        }
+        seen += 1;
+    }
+    assert!(seen > 0);
+}

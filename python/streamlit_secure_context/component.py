@@ -174,14 +174,24 @@ def prepare(
     mode = "data" if inputs is not None else "client"
     if mode == "client" and len(model_inputs) != 1:
         raise InferenceParamsError("the in-browser input mode needs a model with exactly one input")
+    # The page's origin as its browser reports it: only to say early when the page will not be
+    # allowed to frame the sandbox. Who may frame it is the serving origin's configuration
+    # (frame-ancestors), never this value.
     parent = parent_origin or _streamlit_origin()
+    sandbox_url = base + "sandbox.html"
+    status, headers, _ = _fetch(sandbox_url, method="HEAD")
+    _, worker_headers, _ = _fetch(base + "worker.js", method="HEAD")
+    problems = compare_policy(sc, headers, worker_headers=worker_headers)
     if local and parent:
         from .server import default_server
 
-        default_server().allow_parents([parent])
-    sandbox_url = base + "sandbox.html"
-    status, headers, _ = _fetch(sandbox_url, method="HEAD")
-    problems = compare_policy(sc, headers)
+        allowed = default_server().parents
+        if parent not in allowed:
+            problems.append(
+                f"this page ({parent}) may not frame the local runtime, which allows {', '.join(allowed) or 'no other origin'}: "
+                "set SECURE_CONTEXT_FRAME_ANCESTORS to the origin your users open (https://host[:port], or http:// on "
+                "loopback), or Streamlit's browser.serverAddress / browser.serverPort"
+            )
     return {
         "base": base,
         "sandboxUrl": sandbox_url,

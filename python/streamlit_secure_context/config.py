@@ -314,21 +314,35 @@ def _effective(policy: Mapping[str, list[str]], directive: str) -> list[str] | N
     return None
 
 
-def compare_policy(asked: SecurityConfig, headers: Mapping[str, str], *, path: str = "sandbox.html") -> list[str]:
+def _union(a: list[str] | None, b: list[str] | None) -> list[str] | None:
+    """The sources either context allows ('none' only when both allow nothing)."""
+    if a is None or b is None:
+        return None
+    both = [s for s in dict.fromkeys([*a, *b]) if s != "'none'"]
+    return both or ["'none'"]
+
+
+def compare_policy(asked: SecurityConfig, headers: Mapping[str, str], *, path: str = "sandbox.html",
+                   worker_headers: Mapping[str, str] | None = None) -> list[str]:
     """What the served headers of the sandbox document fail to give, as sentences (empty: all good).
 
-    ``headers``: the response headers of sandbox.html, lower-case names.
+    ``headers``: the response headers of sandbox.html, lower-case names. ``worker_headers``: those
+    of worker.js, the engine's context (the only one that compiles wasm): what it allows counts too.
     """
     problems: list[str] = []
     h = {k.lower(): v for k, v in headers.items()}
     served_csp_header = h.get("content-security-policy")
+    worker_csp = {k.lower(): v for k, v in (worker_headers or {}).items()}.get("content-security-policy")
     if asked.csp:
         if not served_csp_header:
             problems.append(f"a CSP was asked for, but {path} is served without Content-Security-Policy")
         else:
             served = parse_csp(served_csp_header)
+            in_worker = parse_csp(worker_csp) if worker_csp else None
             for directive, want in asked.csp.items():
                 have = _effective(served, directive)
+                if in_worker is not None and directive != "frame-ancestors":
+                    have = _union(have, _effective(in_worker, directive))
                 if directive in SOURCE_LIST_DIRECTIVES:
                     if have is None:
                         problems.append(f"CSP {directive}: asked for {' '.join(want)}, but the served policy does not restrict it")

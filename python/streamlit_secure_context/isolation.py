@@ -23,8 +23,9 @@ support it. COOP same-origin cuts ``window.opener`` links with popups (OAuth pop
 The engine iframe must admit an isolated embedder: sandbox.html needs
 ``Cross-Origin-Resource-Policy: cross-origin`` when the Streamlit page is on
 another origin (Chromium blocks it with corp-not-same-site otherwise, even between two ports
-of 127.0.0.1; frame-ancestors still decides who may frame it); the package's local server does that when this helper is used, the edge app
-must do it in its configuration.
+of 127.0.0.1; frame-ancestors still decides who may frame it). The edge's policy does that
+whenever frame ancestors are configured, and the package's local server, which applies the
+same policy, always has them (Streamlit's configured origins).
 """
 
 from __future__ import annotations
@@ -67,7 +68,6 @@ def isolation_middleware(coep: str = "require-corp", extra_headers: Iterable[tup
     """A ``starlette.middleware.Middleware`` for ``st.App(..., middleware=[...])``."""
     from starlette.middleware import Middleware
 
-    _mark_local_server()
     return Middleware(CrossOriginIsolationMiddleware, coep=coep, extra_headers=tuple(extra_headers))
 
 
@@ -79,8 +79,3 @@ def isolated_app(script_path: str, *, coep: str = "require-corp", middleware: It
         raise RuntimeError("isolated_app needs streamlit >= 1.57 (st.App)")
     return st.App(script_path, middleware=[isolation_middleware(coep), *middleware], **kwargs)
 
-
-def _mark_local_server() -> None:
-    import os
-
-    os.environ["SECURE_CONTEXT_ISOLATED_PAGE"] = "1"

@@ -301,13 +301,11 @@ class Session {
   onInputResult(msg) {
     if (this.d.mode !== "client" || !this.ready || msg.id !== this.inputId || !Number.isSafeInteger(msg.seq) || !validOutputs(msg.outputs)) return;
     const keys = Object.keys(msg).sort().join(",");
-    if (keys !== "id,outputs,seq,timings,type,v") return; // the schema: nothing else may ride along
+    if (keys !== "id,outputs,seq,type,v") return; // the schema: outputs only, nothing else may ride along
     const outputs = {};
     for (const [name, o] of Object.entries(msg.outputs)) outputs[name] = { data: Array.from(o.data), shape: o.shape.slice() };
-    const timings = {};
-    for (const [k, v] of Object.entries(msg.timings ?? {})) if (typeof v === "number") timings[k] = v;
-    this.report(this.d, { outputs, timings }, "browser");
-    this.setState(`done · ${timings.computeMs?.toFixed?.(2) ?? "?"} ms in the worker`, "done");
+    this.report(this.d, { outputs, timings: {} }, "browser");
+    this.setState("done · the result you sent from the frame", "done");
   }
 
   // ------------------------------------------------------------ lifetime

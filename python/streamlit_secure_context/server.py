@@ -1,65 +1,157 @@
 """The no-Spin default: serve the browser runtime (build/web) from this process.
 
-A small stdlib HTTP server on 127.0.0.1 in a daemon thread, with the header policy of the
-reference server (tests/browser/serve.mjs) and of the edge app: COOP same-origin,
-COEP require-corp, CORP same-origin, nosniff, no-referrer, the runtime's strict CSP with
-Trusted Types, and on sandbox.html Document-Isolation-Policy plus a frame-ancestors that
-lists the Streamlit origins registered by the component (nothing else may frame it).
+A small stdlib HTTP server on 127.0.0.1 in a daemon thread. It applies the edge app's header
+policy, not a copy of it: the headers per kind of response, the content types and the cache
+rules are data generated from components/edge-core (``policy.json``, `secure-context policy
+--json`, bundled by scripts/build-python), and it serves exactly the files of build/web's
+asset-manifest.json (checked against their sha256 and size when the server starts), as the edge
+does: exact paths only, strong ETags, 304, one byte range, HEAD, 405 for other methods, and the
+policy on every reply, errors included. tests/policy/ compares its headers with the edge's.
 
-Every file is checked against build/web's asset-manifest.json (sha256, size) when the server
-starts; a directory that does not match is refused.
+Who may frame ``sandbox.html`` is server-side configuration, fixed when the server starts:
+``$SECURE_CONTEXT_FRAME_ANCESTORS`` (origins, space or comma separated: https://host[:port], or
+http:// for a loopback host), else the origins Streamlit is configured to be reached at on this
+machine (``browser.serverAddress`` / ``server.address`` and ``browser.serverPort``; loopback
+hosts over http, or any host over https when Streamlit serves TLS). Nothing a browser sends
+changes it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.server
+import ipaddress
 import json
 import os
-import posixpath
 import re
 import threading
 import urllib.parse
 from pathlib import Path
 from typing import Iterable
 
-# The runtime's CSP: static/csp-directives.txt, the one list every server reads. Installed, it
-# comes with the runtime in web/; in a source checkout, from static/.
-def _read_csp_directives() -> tuple:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "web" / "csp-directives.txt", here.parents[1] / "static" / "csp-directives.txt"):
-        if candidate.is_file():
-            lines = candidate.read_text(encoding="utf-8").splitlines()
-            return tuple(l.strip() for l in lines if l.strip() and not l.lstrip().startswith("#"))
-    raise ImportError("csp-directives.txt not found: run scripts/build-python to bundle the browser runtime")
-
-
-CSP_DIRECTIVES = _read_csp_directives()
 CSP_REPORT_PATH = "/__csp-report"
-CONTENT_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".mjs": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".json": "application/json",
-    ".wasm": "application/wasm",
-    ".onnx": "application/octet-stream",
-    ".tflite": "application/octet-stream",
-    ".svg": "image/svg+xml",
-    ".png": "image/png",
-    ".ico": "image/x-icon",
-    ".txt": "text/plain; charset=utf-8",
-}
-HASHED = re.compile(r"\.[0-9a-f]{8}\.[a-z]+$")
-ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
+MAX_REPORT_BYTES = 64 * 1024
+MAX_PATH = 1024
+_HERE = Path(__file__).resolve().parent
 
 
 class AssetsError(RuntimeError):
     """The browser runtime's files are missing or do not match their manifest."""
 
 
+def _load_policy() -> dict:
+    """The edge's policy as data: the package's copy, or build/policy.json in a source checkout."""
+    for candidate in (_HERE / "policy.json", _HERE.parents[1] / "build" / "policy.json"):
+        if candidate.is_file():
+            policy = json.loads(candidate.read_text(encoding="utf-8"))
+            if policy.get("format") != "secure-context-policy/1":
+                raise ImportError(f"{candidate}: unknown policy format {policy.get('format')!r}")
+            return policy
+    raise ImportError("policy.json not found: run scripts/build-web and scripts/build-python to bundle the browser runtime")
+
+
+POLICY = _load_policy()
+CONTENT_TYPES: dict[str, str] = POLICY["content_types"]
+MAX_FRAME_ANCESTORS: int = POLICY["frame_ancestors"]["max"]
+
+
+def _headers_of(kind: str) -> list[tuple[str, str]]:
+    return [(n, v) for n, v in POLICY["headers"][kind]]
+
+
+def _csp_directives(kind: str) -> tuple[str, ...]:
+    csp = dict(_headers_of(kind))["content-security-policy"]
+    return tuple(d.strip() for d in csp.split(";") if d.strip() and not d.strip().startswith("frame-ancestors"))
+
+
+# The CSP of the runtime's documents, frame-ancestors aside (for tests and config checks).
+CSP_DIRECTIVES = _csp_directives("sandbox-document")
+
+
+# ---------------------------------------------------------------------------------------
+# Allowed parents: server-side configuration only
+
+
+def _is_loopback(host: str) -> bool:
+    h = host.lower().strip("[]")
+    if h == "localhost" or h.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
+
+
+_HOST = re.compile(r"^(?:\[[0-9a-f:.]+\]|(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*)$")
+
+
+def parse_origin(item: str) -> str:
+    """``https://host[:port]`` (or ``http://`` for a loopback host), lower-case; ValueError otherwise."""
+    u = urllib.parse.urlsplit(item.strip().lower())
+    try:
+        port = u.port
+    except ValueError:
+        raise ValueError(f"{item!r} is not an allowed origin (bad port)") from None
+    host = u.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if (u.scheme not in ("http", "https") or not host or u.username or u.password or u.path or u.query
+            or u.fragment or not _HOST.match(host) or port == 0 or item.strip().lower() != f"{u.scheme}://{u.netloc}"):
+        raise ValueError(f"{item!r} is not an allowed origin: expected https://host[:port]")
+    if u.scheme == "http" and not _is_loopback(host):
+        raise ValueError(f"{item!r} is not an allowed origin: plain http is only allowed for loopback hosts")
+    return f"{u.scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+def parse_frame_ancestors(value: str) -> list[str]:
+    out: list[str] = []
+    for item in re.split(r"[\s,]+", value.strip()):
+        if item:
+            o = parse_origin(item)
+            if o not in out:
+                out.append(o)
+    if len(out) > MAX_FRAME_ANCESTORS:
+        raise ValueError(f"{len(out)} origins; at most {MAX_FRAME_ANCESTORS}")
+    return out
+
+
+def configured_parents() -> list[str]:
+    """The origins allowed to frame sandbox.html: $SECURE_CONTEXT_FRAME_ANCESTORS, else Streamlit's configured address."""
+    explicit = os.environ.get("SECURE_CONTEXT_FRAME_ANCESTORS")
+    if explicit is not None:
+        try:
+            return parse_frame_ancestors(explicit)
+        except ValueError as e:
+            raise ValueError(f"SECURE_CONTEXT_FRAME_ANCESTORS: {e}") from None
+    try:
+        from streamlit import config
+
+        port = config.get_option("browser.serverPort") or config.get_option("server.port") or 8501
+        hosts = [config.get_option("browser.serverAddress"), config.get_option("server.address")]
+        tls = bool(config.get_option("server.sslCertFile"))
+    except Exception:  # noqa: BLE001 - streamlit not importable or not configured: its defaults
+        port, hosts, tls = 8501, ["localhost"], False
+    out: list[str] = []
+    hosts = [h for h in hosts if h]
+    if not hosts or any(_is_loopback(h) for h in hosts):
+        hosts += ["localhost", "127.0.0.1"]
+    for h in hosts:
+        scheme = "https" if tls else "http"
+        try:
+            o = parse_origin(f"{scheme}://{h}:{int(port)}")
+        except ValueError:
+            continue  # plain http to a non-loopback host: never a parent
+        if o not in out:
+            out.append(o)
+    return out[:MAX_FRAME_ANCESTORS]
+
+
+# ---------------------------------------------------------------------------------------
+# The runtime's files
+
+
 def _package_web_dir() -> Path:
-    return Path(__file__).resolve().parent / "web"
+    return _HERE / "web"
 
 
 def find_web_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -87,23 +179,77 @@ def verify_web_dir(root: Path) -> dict[str, dict]:
         manifest = json.loads((root / "asset-manifest.json").read_text())
     except (OSError, ValueError) as e:
         raise AssetsError(f"{root}/asset-manifest.json is unreadable: {e}") from e
-    files = manifest.get("files", manifest) if isinstance(manifest, dict) else None
-    if not isinstance(files, dict) or not files:
+    if not isinstance(manifest, dict) or not manifest:
         raise AssetsError(f"{root}/asset-manifest.json lists no files")
-    for rel, meta in files.items():
-        p = root / rel.lstrip("/")
+    for rel, meta in manifest.items():
+        if path_to_key("/" + rel) != rel or not isinstance(meta, dict):
+            raise AssetsError(f"asset-manifest.json: invalid entry {rel!r}")
         try:
-            data = p.read_bytes()
+            data = (root / rel).read_bytes()
         except OSError as e:
             raise AssetsError(f"{rel} is listed in asset-manifest.json but cannot be read: {e}") from e
-        if isinstance(meta, dict) and "sha256" in meta and hashlib.sha256(data).hexdigest() != meta["sha256"]:
+        if hashlib.sha256(data).hexdigest() != meta.get("sha256") or len(data) != meta.get("size"):
             raise AssetsError(f"{rel} does not match its sha256 in asset-manifest.json; rebuild with scripts/build-python")
-    return files
+    return manifest
+
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def path_to_key(raw: str) -> str | None:
+    """The request path as an allowlist key, or None (404): the edge's rules (edge-core app.rs)."""
+    if len(raw) > MAX_PATH or not raw.startswith("/"):
+        return None
+    if re.search(r"%(?![0-9A-Fa-f]{2})", raw) or any(ord(c) > 0x7F for c in raw):
+        return None
+    try:
+        s = urllib.parse.unquote_to_bytes(raw).decode("utf-8", errors="strict")
+    except UnicodeDecodeError:
+        return None
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\\:%" for c in s):
+        return None
+    rel = s[1:]
+    if not rel:
+        return "index.html"
+    if all(seg and not seg.startswith(".") and _SEGMENT.match(seg) for seg in rel.split("/")):
+        return rel
+    return None
+
+
+def _kind(key: str) -> str:
+    kinds = POLICY["kinds"]
+    if key in kinds["paths"]:
+        return kinds["paths"][key]
+    for suffix, kind in kinds["suffixes"].items():
+        if key.endswith(suffix):
+            return kind
+    return kinds["names"].get(key.rsplit("/", 1)[-1], kinds["default"])
+
+
+def _parse_range(v: str, size: int):
+    """None (ignore the header), "unsatisfiable", or (start, end)."""
+    m = re.fullmatch(r"bytes=(\d{0,19})-(\d{0,19})", v.strip())
+    if not m or (not m[1] and not m[2]):
+        return None
+    if not m[1]:
+        n = int(m[2])
+        if n == 0 or size == 0:
+            return "unsatisfiable"
+        return size - min(n, size), size - 1
+    start = int(m[1])
+    if m[2] and int(m[2]) < start:
+        return None
+    end = min(int(m[2]) if m[2] else size - 1, size - 1)
+    if start >= size:
+        return "unsatisfiable"
+    return start, end
+
+
+# ---------------------------------------------------------------------------------------
+# HTTP
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    server_version = "secure-context"
-    sys_version = ""
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet by default
@@ -114,68 +260,120 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def owner(self) -> "AssetServer":
         return self.server.owner  # type: ignore[attr-defined]
 
-    def _headers(self, path: str) -> dict[str, str]:
-        ancestors = ["'self'"]
-        if path == "/sandbox.html":
-            ancestors += sorted(self.owner.parents)
-        return {
-            "X-Content-Type-Options": "nosniff",
-            "Cross-Origin-Resource-Policy": self.owner.corp_for(path),
-            "Referrer-Policy": "no-referrer",
-            "Content-Security-Policy": "; ".join([*CSP_DIRECTIVES, f"frame-ancestors {' '.join(ancestors)}", f"report-uri {CSP_REPORT_PATH}"]),
-            "Cross-Origin-Opener-Policy": "same-origin",
-            "Cross-Origin-Embedder-Policy": "require-corp",
-            **({"Document-Isolation-Policy": "isolate-and-require-corp"} if path == "/sandbox.html" else {}),
-        }
+    # No `Server` header (the policy owns it); every reply, http.server's own errors included,
+    # goes through _send.
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Date", self.date_time_string())
 
-    def _send(self, status: int, headers: dict[str, str], body: bytes, head: bool = False) -> None:
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # http.server answers unknown methods with 501: the edge says 405.
+        if code == 501:
+            code = 405
+        texts = {400: "bad request\n", 404: "not found\n", 405: "method not allowed\n", 408: "request timeout\n",
+                 413: "payload too large\n", 414: "uri too long\n", 431: "request header fields too large\n"}
+        self.close_connection = True
+        self._error(code, texts.get(code, "error\n"), head=getattr(self, "command", None) == "HEAD")
+
+    def _policy(self, kind: str) -> list[tuple[str, str]]:
+        parents = self.owner.parents
+        framed = kind == "sandbox-document" and bool(parents)
+        out = []
+        for n, v in _headers_of("sandbox-document-framed" if framed else kind):
+            if n == "content-security-policy":
+                v = v.replace(POLICY["frame_ancestors"]["placeholder"], " ".join(parents)) + f"; report-uri {CSP_REPORT_PATH}"
+            out.append((n, v))
+        return out
+
+    def _send(self, status: int, headers: list[tuple[str, str]], body: bytes, head: bool = False) -> None:
         self.send_response(status)
-        for k, v in headers.items():
+        for k, v in headers:
             self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
+        if status not in (204, 304):
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if not head:
+        if not head and status not in (204, 304):
             self.wfile.write(body)
 
+    def _error(self, status: int, text: str, extra: Iterable[tuple[str, str]] = (), head: bool = False) -> None:
+        headers = [*self._policy("resource"), *extra, ("content-type", "text/plain; charset=utf-8"),
+                   ("cache-control", POLICY["cache"]["none"])]
+        self._send(status, headers, text.encode(), head)
+
+    def _method_not_allowed(self) -> None:
+        self._drain()
+        self._error(405, "method not allowed\n", [("allow", POLICY["allow"])], head=self.command == "HEAD")
+
+    def _drain(self) -> None:
+        """Reads and drops a request body of at most MAX_REPORT_BYTES; a longer one ends the connection."""
+        try:
+            n = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            n = -1
+        if 0 <= n <= MAX_REPORT_BYTES and not self.headers.get("Transfer-Encoding"):
+            self.rfile.read(n)
+        else:
+            self.close_connection = True
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _method_not_allowed
+
     def do_POST(self) -> None:  # noqa: N802
-        path = urllib.parse.urlsplit(self.path).path
-        n = int(self.headers.get("Content-Length") or 0)
-        if path != CSP_REPORT_PATH or n > 64 * 1024:
-            self._send(405 if path != CSP_REPORT_PATH else 413, {}, b"")
-            return
+        path = self.path.split("?", 1)[0]
+        if path != CSP_REPORT_PATH:
+            return self._method_not_allowed()
+        raw = self.headers.get("Content-Length")
+        try:
+            n = int(raw) if raw is not None else -1
+        except ValueError:
+            n = -1
+        if self.headers.get("Transfer-Encoding") or n < 0:
+            self.close_connection = True
+            return self._error(411 if n < 0 and raw is None else 400, "a CSP report needs a Content-Length\n")
+        if n > MAX_REPORT_BYTES:
+            self.close_connection = True
+            return self._error(413, "payload too large\n")
         body = self.rfile.read(n)
         with self.owner.lock:
             self.owner.csp_reports.append(body[:4096].decode("utf-8", "replace"))
             del self.owner.csp_reports[:-100]
-        self._send(204, {}, b"")
+        self._send(204, [*self._policy("resource"), ("cache-control", POLICY["cache"]["none"])], b"")
 
     def do_HEAD(self) -> None:  # noqa: N802
         self.do_GET(head=True)
 
     def do_GET(self, head: bool = False) -> None:  # noqa: N802
-        path = urllib.parse.urlsplit(self.path).path
+        path = self.path.split("?", 1)[0]
+        key = path_to_key(path)
+        meta = self.owner.files.get(key) if key is not None else None
+        if meta is None:
+            return self._error(404, "not found\n", head=head)
         try:
-            rel = urllib.parse.unquote(path, errors="strict")
-        except UnicodeDecodeError:
-            self._send(400, {}, b"bad path", head)
-            return
-        if rel.endswith("/"):
-            rel += "index.html"
-        norm = posixpath.normpath(rel)
-        if norm != rel or any(seg.startswith(".") for seg in rel.split("/")) or "\\" in rel or "\0" in rel:
-            self._send(404, self._headers(path), b"not found", head)
-            return
-        file = (self.owner.root / rel.lstrip("/")).resolve()
-        if not str(file).startswith(str(self.owner.root) + os.sep) or not file.is_file():
-            self._send(404, self._headers(path), b"not found", head)
-            return
-        data = file.read_bytes()
-        ext = file.suffix
-        headers = {
-            **self._headers(path),
-            "Content-Type": CONTENT_TYPES.get(ext, "application/octet-stream"),
-            "Cache-Control": "public, max-age=31536000, immutable" if HASHED.search(file.name) else "no-cache",
-        }
+            data = (self.owner.root / key).read_bytes()
+        except OSError:
+            return self._error(404, "not found\n", head=head)
+        if len(data) != meta["size"]:
+            return self._error(503, "site unavailable: a file changed since the build\n", head=head)
+        cache = POLICY["cache"]
+        etag = f'"{meta["sha256"]}"'
+        headers = [*self._policy(_kind(key)), ("etag", etag),
+                   ("cache-control", cache["immutable"] if meta.get("immutable") else cache["revalidate"])]
+        inm = self.headers.get_all("If-None-Match") or []
+        tags = [t.strip().removeprefix("W/") for v in inm for t in v.split(",")]
+        if any(t in ("*", etag) for t in tags):
+            return self._send(304, headers, b"", head=True)
+        headers += [("content-type", meta["content-type"]), ("accept-ranges", "bytes")]
+        rng = self.headers.get("Range")
+        if_range = self.headers.get("If-Range")
+        if rng is not None and (if_range is None or if_range.strip() == etag):
+            r = _parse_range(rng, len(data))
+            if r == "unsatisfiable":
+                return self._error(416, "range not satisfiable\n",
+                                   [("content-range", f"bytes */{len(data)}"), ("accept-ranges", "bytes")], head=head)
+            if r is not None:
+                a, b = r
+                headers.append(("content-range", f"bytes {a}-{b}/{len(data)}"))
+                return self._send(206, headers, data[a:b + 1], head)
         self._send(200, headers, data, head)
 
 
@@ -185,36 +383,32 @@ class _Server(http.server.ThreadingHTTPServer):
 
 
 class AssetServer:
-    """build/web on http://127.0.0.1:PORT/, with the runtime's headers. Start with :meth:`start`."""
+    """build/web on http://127.0.0.1:PORT/, under the edge's policy. Start with :meth:`start`.
 
-    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+    ``parents``: the origins allowed to frame sandbox.html (default: :func:`configured_parents`).
+    Fixed for the server's life.
+    """
+
+    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 0, parents: Iterable[str] | None = None) -> None:
         self.root = Path(root).resolve()
         self.files = verify_web_dir(self.root)
         self.host = host
         self.port = port
-        self.parents: set[str] = set()
+        if parents is None:
+            chosen = configured_parents()
+        else:
+            chosen = []
+            for o in parents:
+                p = parse_origin(o)
+                if p not in chosen:
+                    chosen.append(p)
+        if len(chosen) > MAX_FRAME_ANCESTORS:
+            raise ValueError(f"{len(chosen)} parents; at most {MAX_FRAME_ANCESTORS}")
+        self.parents: tuple[str, ...] = tuple(chosen)
         self.csp_reports: list[str] = []
         self.lock = threading.Lock()
-        # An isolated Streamlit page (isolation.py) needs CORP cross-origin on sandbox.html.
-        self.same_site_sandbox = os.environ.get("SECURE_CONTEXT_ISOLATED_PAGE") == "1"
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
-
-    def corp_for(self, path: str) -> str:
-        # An isolated embedder (see isolation.py) needs CORP on the framed document to admit
-        # it (Chromium refuses same-site here: corp-not-same-site); frame-ancestors still
-        # decides who may frame it. Otherwise same-origin, as serve.mjs.
-        if path == "/sandbox.html" and self.same_site_sandbox:
-            return "cross-origin"
-        return "same-origin"
-
-    def allow_parents(self, origins: Iterable[str]) -> None:
-        """Lets these origins frame sandbox.html (frame-ancestors)."""
-        for o in origins:
-            if not ORIGIN.match(o) or urllib.parse.urlsplit(o).path:
-                raise ValueError(f"not an http(s) origin: {o!r}")
-            with self.lock:
-                self.parents.add(o)
 
     @property
     def origin(self) -> str:

@@ -86,25 +86,44 @@ async function drawOne(page, frame) {
   await frame.locator('[data-role="input"][data-runs="1"]').waitFor({ timeout: 20000 });
 }
 
-test("report: true: the embedder gets outputs only, once per input; none of the pointer events", async () => {
+test("report: true: the embedder gets outputs only, when the user sends them; none of the pointer events", async () => {
   const { context, page, frame, violations, errors } = await embed(true);
   try {
+    const statusBefore = await page.evaluate(() => globalThis.__ctx.status());
     await drawOne(page, frame);
     assert.match(await frame.locator('[data-role="result"]').innerText(), /^probabilities: 1 \(/);
+    // A stroke runs in the frame and posts nothing, not even its timing; status does not count it.
+    await page.waitForTimeout(300);
+    const quiet = await page.evaluate(() => globalThis.__seen.messages.filter((m) => m.type === "input-result").length);
+    assert.equal(quiet, 0, "a stroke posted to the embedder");
+    const statusAfter = await page.evaluate(() => globalThis.__ctx.status());
+    assert.deepEqual(statusAfter.counters, statusBefore.counters, "status reveals the user's runs");
+    // The parent cannot run (or cancel) on the user's engine in input mode.
+    const refused = await page.evaluate(async () => {
+      try {
+        await globalThis.__ctx.run({ input: { data: new Float32Array(64), shape: [1, 1, 8, 8] } });
+        return null;
+      } catch (e) {
+        return e.code;
+      }
+    });
+    assert.equal(refused, "invalid-state");
+    await frame.locator('[data-role="send"]').click();
     const seen = await page.evaluate(async () => {
       for (let i = 0; i < 100 && globalThis.__seen.results.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
       return globalThis.__seen;
     });
-    assert.deepEqual(seen.results, [{ keys: ["outputs", "seq", "timings"], outputs: ["probabilities"], typed: "Float32Array", n: 10, seq: 1 }]);
+    assert.deepEqual(seen.results, [{ keys: ["outputs", "seq"], outputs: ["probabilities"], typed: "Float32Array", n: 10, seq: 1 }]);
     const inputResults = seen.messages.filter((m) => m.type === "input-result");
-    assert.deepEqual(inputResults, [{ type: "input-result", keys: ["id", "outputs", "seq", "timings", "type", "v"] }]);
+    assert.deepEqual(inputResults, [{ type: "input-result", keys: ["id", "outputs", "seq", "type", "v"] }]);
+    assert.ok(await frame.locator('[data-role="send"]').isDisabled(), "a result is sent once");
     assert.equal(seen.pointer, 0, "the embedder saw pointer events of the drawing");
     // The embedder cannot read the frame's document.
     assert.equal(await page.evaluate(() => { try { return document.querySelector("iframe").contentWindow.document !== undefined; } catch { return false; } }), false);
     // A forged input-result from another window is dropped and counted, not delivered.
     const after = await page.evaluate(async () => {
       const before = (await globalThis.__ctx.status()).client.dropped;
-      postMessage({ v: 1, type: "input-result", id: 1, seq: 99, outputs: { probabilities: { data: new Float32Array(10), shape: [1, 10] } }, timings: {} }, location.origin);
+      postMessage({ v: 1, type: "input-result", id: 1, seq: 99, outputs: { probabilities: { data: new Float32Array(10), shape: [1, 10] } } }, location.origin);
       await new Promise((r) => setTimeout(r, 200));
       return { dropped: (await globalThis.__ctx.status()).client.dropped - before, results: globalThis.__seen.results.length };
     });
@@ -127,7 +146,9 @@ test("report: false: the input runs in the frame and nothing is posted to the em
     assert.deepEqual(seen.results, []);
     assert.deepEqual(seen.messages.filter((m) => m.type === "input-result"), []);
     const status = await page.evaluate(() => globalThis.__ctx.status());
-    assert.equal(status.counters.runs, 1, "the run happened in the sandbox");
+    assert.equal(await frame.locator('[data-role="input"]').getAttribute("data-runs"), "1", "the run happened in the sandbox");
+    assert.equal(status.counters.runs, 0, "status reveals the user's run");
+    assert.equal(await frame.locator('[data-role="send"]').count(), 0, "nothing to send with report: false");
     assert.deepEqual(violations, []);
     assert.deepEqual(errors, []);
   } finally {

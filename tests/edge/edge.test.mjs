@@ -9,7 +9,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import zlib from "node:zlib";
-import { DOCUMENT_CSP, EDGE, ROOT, RUNNER, WEB, assertPolicy, first, manifest, rawRequest, req, startEdge } from "./lib.mjs";
+import {
+  DOCUMENT_CSP, DOCUMENT_SCRIPT_SRC, EDGE, ROOT, RUNNER, WEB, WORKER_SCRIPT_SRC, assertPolicy, first, manifest, rawRequest, req, startEdge,
+} from "./lib.mjs";
 import { grade } from "./observatory.mjs";
 
 const MANIFEST = manifest();
@@ -39,6 +41,8 @@ describe("header policy", () => {
       const csp = first(r, "content-security-policy");
       if (key.endsWith(".html") || key === "worker.js") {
         for (const d of DOCUMENT_CSP) assert.ok(csp.includes(d), `${key}: ${d}`);
+        assert.ok(csp.includes(key === "worker.js" ? WORKER_SCRIPT_SRC : DOCUMENT_SCRIPT_SRC), `${key}: script-src in ${csp}`);
+        if (key !== "worker.js") assert.doesNotMatch(csp, /wasm-unsafe-eval/, `${key}: compiles no wasm`);
       } else {
         assert.doesNotMatch(csp, /script-src/, `${key}: resources get the no-script CSP`);
         assert.match(csp, /frame-ancestors 'none'/, key);
@@ -124,6 +128,13 @@ describe("HTTP semantics", () => {
     const bad = await req(edge.port, "GET", `/${MODEL}`, { Range: `bytes=${size}-` });
     assert.equal(bad.status, 416);
     assert.equal(first(bad, "content-range"), `bytes */${size}`);
+    // An error, not the asset: no validator, never cached (an immutable 416 would stick).
+    assert.equal(first(bad, "etag"), undefined, "416: no ETag");
+    assert.equal(first(bad, "cache-control"), "no-store", "416: no-store");
+    const wasm = Object.keys(MANIFEST).find((k) => MANIFEST[k].immutable);
+    const badImmutable = await req(edge.port, "GET", `/${wasm}`, { Range: `bytes=${MANIFEST[wasm].size}-` });
+    assert.equal(badImmutable.status, 416);
+    assert.equal(first(badImmutable, "cache-control"), "no-store", "416 of an immutable asset: no-store");
     const stale = await req(edge.port, "GET", `/${MODEL}`, { Range: "bytes=0-9", "If-Range": '"stale"' });
     assert.equal(stale.status, 200);
     assert.equal(stale.body.length, size);

@@ -195,10 +195,15 @@ const REQUIRED_CSP = [
   "default-src 'none'", "base-uri 'none'", "form-action 'none'", "object-src 'none'",
   "require-trusted-types-for 'script'",
 ];
+/** Every document's and the worker's CSP (the script-src of each: DOCUMENT_SCRIPT_SRC, WORKER_SCRIPT_SRC). */
 export const DOCUMENT_CSP = [
-  "script-src 'self' 'wasm-unsafe-eval'", "worker-src 'self'", "connect-src 'self'", "style-src 'self'",
+  "worker-src 'self'", "connect-src 'self'", "style-src 'self'",
   "img-src 'self'", "frame-src 'self'", "trusted-types secure-context",
 ];
+
+/** Documents compile no wasm; only the worker, where the engine is compiled, may. */
+export const DOCUMENT_SCRIPT_SRC = "script-src 'self';";
+export const WORKER_SCRIPT_SRC = "script-src 'self' 'wasm-unsafe-eval';";
 
 /** The header policy every response must carry. */
 export function assertPolicy(r, what) {

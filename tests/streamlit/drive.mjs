@@ -115,8 +115,10 @@ try {
       await chooser.setFiles(priv.file);
     }
     try {
-      if (scenario === "silent") await frame.locator('[data-role="input"][data-runs="1"]').waitFor({ timeout: deadline });
-      else await page.getByText("You drew a").waitFor({ timeout: deadline });
+      await frame.locator('[data-role="input"][data-runs="1"]').waitFor({ timeout: deadline });
+      // Nothing leaves the frame until the user sends the result (there is no Send when silent).
+      if (scenario !== "silent") await frame.locator('[data-role="send"]').click({ timeout: deadline });
+      if (scenario !== "silent") await page.getByText("You drew a").waitFor({ timeout: deadline });
     } catch (e) {
       out.launcher = await box.innerText();
       throw e;

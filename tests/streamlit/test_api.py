@@ -13,6 +13,7 @@ from streamlit_secure_context import InferenceParamsError, ModelPathError, Secur
 from streamlit_secure_context.config import build_inputs
 from streamlit_secure_context.component import resolve_model
 from streamlit_secure_context.isolation import CrossOriginIsolationMiddleware
+from streamlit_secure_context import server as local_server
 from streamlit_secure_context.server import AssetServer, AssetsError, find_web_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,8 +24,7 @@ BASE = "http://127.0.0.1:9/"
 
 @pytest.fixture(scope="module")
 def server():
-    s = AssetServer(find_web_dir()).start()
-    s.allow_parents(["http://127.0.0.1:8501"])
+    s = AssetServer(find_web_dir(), parents=["http://127.0.0.1:8501"]).start()
     yield s
     s.stop()
 
@@ -156,39 +156,92 @@ def test_unreachable_edge():
 
 # ---------------------------------------------------------------- the local server's headers
 
-def test_local_server_headers_match_the_reference(server):
+def test_local_server_applies_the_edge_policy(server):
     status, h, body = get(server.origin + "/sandbox.html")
     assert status == 200 and b"sandbox.js" in body
     csp = h["content-security-policy"]
-    assert csp.startswith("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'")
+    assert csp.startswith("default-src 'none'; script-src 'self'; worker-src 'self'")
     assert "require-trusted-types-for 'script'; trusted-types secure-context" in csp
-    assert "frame-ancestors 'self' http://127.0.0.1:8501" in csp
+    assert "frame-ancestors 'self' http://127.0.0.1:8501;" in csp
     assert h["cross-origin-opener-policy"] == "same-origin"
     assert h["cross-origin-embedder-policy"] == "require-corp"
-    assert h["cross-origin-resource-policy"] == "same-origin"
+    # Other origins may frame it: an isolated embedder must be able to load it (frame-ancestors decides who).
+    assert h["cross-origin-resource-policy"] == "cross-origin"
     assert h["document-isolation-policy"] == "isolate-and-require-corp"
     assert h["x-content-type-options"] == "nosniff" and h["referrer-policy"] == "no-referrer"
-    assert "secure-context" == h.get("server", "").strip()
+    assert h["permissions-policy"].endswith("cross-origin-isolated=(self)")
+    assert h["x-permitted-cross-domain-policies"] == "none" and h["origin-agent-cluster"] == "?1"
+    assert "server" not in h
 
 
 def test_local_server_other_files(server):
     status, h, _ = get(server.origin + "/worker.js")
     assert status == 200 and h["content-type"] == "text/javascript; charset=utf-8"
-    assert "frame-ancestors 'self';" in h["content-security-policy"] and "document-isolation-policy" not in h
+    assert "script-src 'self' 'wasm-unsafe-eval'" in h["content-security-policy"]
+    assert "frame-ancestors 'none'" in h["content-security-policy"] and "document-isolation-policy" not in h
     wasm = next(p for p in server.files if p.endswith(".wasm"))
     status, h, _ = get(f"{server.origin}/{wasm}")
     assert h["content-type"] == "application/wasm" and "immutable" in h["cache-control"]
 
 
-@pytest.mark.parametrize("path", ["/../pyproject.toml", "/%2e%2e/pyproject.toml", "/.hidden", "/models/../../x", "/nope.js"])
-def test_local_server_refuses_paths_outside(server, path):
+@pytest.mark.parametrize("path", ["/../pyproject.toml", "/%2e%2e/pyproject.toml", "/.hidden", "/models/../../x", "/nope.js",
+                                  "/asset-manifest.json", "/models/", "/%00", "/a\\b"])
+def test_local_server_serves_only_the_allowlist(server, path):
     status, h, _ = get(server.origin + path)
-    assert status in (400, 404)
+    assert status == 404 and h["cache-control"] == "no-store" and "content-security-policy" in h
 
 
-def test_local_server_rejects_bad_parents(server):
-    with pytest.raises(ValueError, match="not an http\\(s\\) origin"):
-        server.allow_parents(["*"])
+def test_local_server_parents_come_from_configuration(monkeypatch):
+    monkeypatch.setenv("SECURE_CONTEXT_FRAME_ANCESTORS", "https://app.example, http://localhost:8501")
+    assert local_server.configured_parents() == ["https://app.example", "http://localhost:8501"]
+    for bad in ("http://app.example", "*", "https://a.example/path", "https://user@a.example", "null"):
+        monkeypatch.setenv("SECURE_CONTEXT_FRAME_ANCESTORS", bad)
+        with pytest.raises(ValueError, match="SECURE_CONTEXT_FRAME_ANCESTORS"):
+            local_server.configured_parents()
+    monkeypatch.setenv("SECURE_CONTEXT_FRAME_ANCESTORS", " ".join(f"https://h{i}.example" for i in range(40)))
+    with pytest.raises(ValueError, match="at most 32"):
+        local_server.configured_parents()
+    monkeypatch.delenv("SECURE_CONTEXT_FRAME_ANCESTORS")
+    # Streamlit's configured address (here its defaults: localhost:8501), never a browser's word.
+    assert local_server.configured_parents() == ["http://localhost:8501", "http://127.0.0.1:8501"]
+
+
+def test_local_server_rejects_bad_parents():
+    with pytest.raises(ValueError, match="not an allowed origin"):
+        AssetServer(find_web_dir(), parents=["*"])
+    with pytest.raises(ValueError, match="plain http is only allowed for loopback hosts"):
+        AssetServer(find_web_dir(), parents=["http://evil.example"])
+
+
+def test_a_page_cannot_add_itself_to_the_local_allowlist(monkeypatch):
+    """The browser-supplied page origin (st.context.url) never reaches frame-ancestors."""
+    from streamlit_secure_context import component
+
+    s = AssetServer(find_web_dir(), parents=["http://127.0.0.1:8501"]).start()
+    try:
+        monkeypatch.setattr(local_server, "_default", s)
+        d = prepare("digits", None, None, parent_origin="https://evil.example")
+        assert d["local"] and any("may not frame the local runtime" in p for p in d["problems"])
+        _, h, _ = get(s.origin + "/sandbox.html")
+        assert "evil.example" not in h["content-security-policy"]
+        assert s.parents == ("http://127.0.0.1:8501",)
+        assert not hasattr(s, "allow_parents")
+    finally:
+        component._cache.clear()
+        s.stop()
+
+
+def test_csp_report_endpoint_is_bounded(server):
+    import socket
+
+    host, port = server.origin.removeprefix("http://").split(":")
+    for length in ("-1", "abc", str(1 << 20)):
+        with socket.create_connection((host, int(port)), timeout=5) as c:
+            c.sendall(f"POST /__csp-report HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n{{}}".encode())
+            reply = c.recv(65536).decode("latin-1")
+        status = int(reply.split(" ", 2)[1])
+        assert status in (400, 413), (length, reply[:200])
+        assert "content-security-policy:" in reply.lower()
 
 
 def test_assets_that_do_not_match_their_manifest_are_refused(tmp_path):

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from streamlit_secure_context import SecurityConfigError, compare_policy, validate_security_config
-from streamlit_secure_context.server import CSP_DIRECTIVES
+from streamlit_secure_context.server import POLICY, CSP_DIRECTIVES
 
 SEED = {
     "coop": "same-origin",
@@ -24,6 +24,8 @@ SERVED = {
     "cross-origin-embedder-policy": "require-corp",
     "document-isolation-policy": "isolate-and-require-corp",
 }
+# worker.js: the engine's context, the one that compiles wasm (the edge's policy, as data).
+WORKER = dict(POLICY["headers"]["worker"])
 
 
 def test_the_seed_config_is_valid_and_normalized():
@@ -103,13 +105,20 @@ def test_security_config_error_is_a_value_error():
 # ---------------------------------------------------------------- what is served vs what was asked
 
 def test_served_policy_meets_the_seed_config():
-    assert compare_policy(validate_security_config(SEED), SERVED) == []
+    assert compare_policy(validate_security_config(SEED), SERVED, worker_headers=WORKER) == []
+
+
+def test_only_the_worker_compiles_wasm():
+    assert "'wasm-unsafe-eval'" not in SERVED["content-security-policy"]
+    assert "script-src 'self' 'wasm-unsafe-eval'" in WORKER["content-security-policy"]
 
 
 def test_served_policy_allows_more_than_asked():
-    p = compare_policy(validate_security_config({"csp": {"script-src": ["'self'"]}}), SERVED)
+    p = compare_policy(validate_security_config({"csp": {"script-src": ["'self'"]}}), SERVED, worker_headers=WORKER)
     assert p == ["CSP script-src: the served policy allows 'wasm-unsafe-eval', which security_config does not "
                  "(the engine cannot run without 'wasm-unsafe-eval' in script-src)"]
+    # The documents alone (no worker given) allow no wasm compilation.
+    assert compare_policy(validate_security_config({"csp": {"script-src": ["'self'"]}}), SERVED) == []
 
 
 def test_directive_the_server_does_not_restrict():

@@ -230,7 +230,7 @@ def assert_input_stayed_in_the_frame(out: dict, runtime_origin: str) -> None:
     assert set(priv["sandboxMessageTypes"]) <= {"hello", "pong", "progress", "ready", "result", "input-result"}, priv
     assert priv["inputResults"], "the result of the user's input never reached the page"
     for r in priv["inputResults"]:
-        assert r["keys"] == ["id", "outputs", "seq", "timings", "type", "v"], r
+        assert r["keys"] == ["id", "outputs", "seq", "type", "v"], r  # no timings: nothing about how the user worked
         assert r["outputs"] == {"probabilities": {"keys": ["data", "shape"], "typed": "Float32Array", "length": 10, "shape": [1, 10]}}, r
     # Once the model is loaded, the input causes no HTTP request at all (the websocket to Streamlit is already open).
     assert priv["requestsAfterInput"] == [], priv["requestsAfterInput"]
@@ -285,7 +285,7 @@ def edge_headers_ok(out: dict, edge: str, streamlit: str) -> None:
         assert "require-trusted-types-for 'script'" in h["content-security-policy"]
         assert h["cross-origin-opener-policy"] == "same-origin" and h["cross-origin-embedder-policy"] == "require-corp"
         assert h["cross-origin-resource-policy"] == "cross-origin"  # framable by the listed ancestor only
-        # Only the edge app sends these (tests/browser/serve.mjs and the package's server do not).
+        # The edge policy (the package's server and tests/browser/serve.mjs apply the same data).
         assert h["strict-transport-security"].startswith("max-age=") and "cross-origin-isolated=(self)" in h["permissions-policy"]
         assert h["x-permitted-cross-domain-policies"] == "none" and h["origin-agent-cluster"] == "?1"
 

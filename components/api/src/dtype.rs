@@ -181,67 +181,116 @@ fn put_int(out: &mut Vec<u8>, c: Carrier, v: i128) {
     }
 }
 
-/// JSON numbers (booleans for `bool`) to carrier bytes.
-pub fn json_to_carrier(input: &str, d: DType, values: &[Value]) -> Result<Vec<u8>, ApiError> {
-    let c = d.carrier();
-    let mut out = Vec::with_capacity(values.len() * c.size());
-    for v in values {
-        if d.is_float() {
-            let x = v.as_f64().ok_or_else(|| {
-                ApiError::bad(
-                    "bad-tensor",
-                    format!("input \"{input}\": data must be numbers"),
-                )
-            })?;
-            if !x.is_finite() {
-                return Err(non_finite(input));
-            }
-            match d {
-                DType::F16 => out.extend_from_slice(&f16::from_f64(x).to_le_bytes()),
-                DType::Bf16 => out.extend_from_slice(&bf16::from_f64(x).to_le_bytes()),
-                DType::F32 => {
-                    let y = x as f32;
-                    if !y.is_finite() {
-                        return Err(out_of_range(input, d));
-                    }
-                    out.extend_from_slice(&y.to_le_bytes())
-                }
-                _ => out.extend_from_slice(&x.to_le_bytes()),
-            }
-            continue;
-        }
-        let n: i128 = match v {
-            Value::Bool(b) if d == DType::Bool => i128::from(*b),
-            Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-                (Some(i), _) => i.into(),
-                (None, Some(u)) => u.into(),
-                _ => {
-                    return Err(ApiError::bad(
-                        "bad-tensor",
-                        format!("input \"{input}\": {} data must be integers", d.name()),
-                    ))
-                }
+/// One JSON element of `data` as the parser saw it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum JsonNumber {
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+    /// A string or null: never a valid element.
+    Other,
+}
+
+impl JsonNumber {
+    fn of(v: &Value) -> JsonNumber {
+        match v {
+            Value::Bool(b) => JsonNumber::Bool(*b),
+            Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+                (Some(i), _, _) => JsonNumber::I64(i),
+                (None, Some(u), _) => JsonNumber::U64(u),
+                (_, _, Some(f)) => JsonNumber::F64(f),
+                _ => JsonNumber::Other,
             },
-            _ => {
+            _ => JsonNumber::Other,
+        }
+    }
+}
+
+/// Appends one JSON element to `out` as carrier bytes: floats must be finite and representable
+/// in the dtype (a value that rounds to infinity is refused, never sent as one), integers in
+/// range, never wrapped.
+pub fn push_json(input: &str, d: DType, v: JsonNumber, out: &mut Vec<u8>) -> Result<(), ApiError> {
+    let c = d.carrier();
+    if d.is_float() {
+        let x = match v {
+            JsonNumber::I64(i) => i as f64,
+            JsonNumber::U64(u) => u as f64,
+            JsonNumber::F64(f) => f,
+            JsonNumber::Bool(_) | JsonNumber::Other => {
                 return Err(ApiError::bad(
                     "bad-tensor",
-                    format!(
-                        "input \"{input}\": {} data must be {}",
-                        d.name(),
-                        if d == DType::Bool {
-                            "true/false or 0/1"
-                        } else {
-                            "integers"
-                        }
-                    ),
+                    format!("input \"{input}\": data must be numbers"),
                 ))
             }
         };
-        let (lo, hi) = d.int_range();
-        if n < lo || n > hi {
+        if !x.is_finite() {
+            return Err(non_finite(input));
+        }
+        let finite = match d {
+            DType::F16 => {
+                let y = f16::from_f64(x);
+                out.extend_from_slice(&y.to_le_bytes());
+                y.is_finite()
+            }
+            DType::Bf16 => {
+                let y = bf16::from_f64(x);
+                out.extend_from_slice(&y.to_le_bytes());
+                y.is_finite()
+            }
+            DType::F32 => {
+                let y = x as f32;
+                out.extend_from_slice(&y.to_le_bytes());
+                y.is_finite()
+            }
+            _ => {
+                out.extend_from_slice(&x.to_le_bytes());
+                true
+            }
+        };
+        if !finite {
             return Err(out_of_range(input, d));
         }
-        put_int(&mut out, c, n);
+        return Ok(());
+    }
+    let n: i128 = match v {
+        JsonNumber::Bool(b) if d == DType::Bool => i128::from(b),
+        JsonNumber::I64(i) => i.into(),
+        JsonNumber::U64(u) => u.into(),
+        JsonNumber::F64(_) => {
+            return Err(ApiError::bad(
+                "bad-tensor",
+                format!("input \"{input}\": {} data must be integers", d.name()),
+            ))
+        }
+        JsonNumber::Bool(_) | JsonNumber::Other => {
+            return Err(ApiError::bad(
+                "bad-tensor",
+                format!(
+                    "input \"{input}\": {} data must be {}",
+                    d.name(),
+                    if d == DType::Bool {
+                        "true/false or 0/1"
+                    } else {
+                        "integers"
+                    }
+                ),
+            ))
+        }
+    };
+    let (lo, hi) = d.int_range();
+    if n < lo || n > hi {
+        return Err(out_of_range(input, d));
+    }
+    put_int(out, c, n);
+    Ok(())
+}
+
+/// JSON numbers (booleans for `bool`) to carrier bytes.
+pub fn json_to_carrier(input: &str, d: DType, values: &[Value]) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::with_capacity(values.len() * d.carrier().size());
+    for v in values {
+        push_json(input, d, JsonNumber::of(v), &mut out)?;
     }
     Ok(out)
 }
@@ -397,6 +446,16 @@ mod tests {
                 .code,
             "out-of-range"
         );
+        // float16 tops out at 65504, bfloat16 near 3.4e38: larger values are refused, not sent as inf.
+        for (d, big) in [(DType::F16, 70000.0), (DType::Bf16, 1e39)] {
+            assert_eq!(
+                json_to_carrier("x", d, &[json!(big)]).unwrap_err().code,
+                "out-of-range",
+                "{d:?}"
+            );
+        }
+        let ok = json_to_carrier("x", DType::F16, &[json!(65504.0)]).unwrap();
+        assert_eq!(f16::from_le_bytes([ok[0], ok[1]]).to_f64(), 65504.0);
         let raw = [(-5i16).to_le_bytes(), 7i16.to_le_bytes()].concat();
         let c = raw_to_carrier("x", DType::I16, &raw).unwrap();
         assert_eq!(carrier_to_raw("y", DType::I16, &c).unwrap(), raw);

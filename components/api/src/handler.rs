@@ -7,7 +7,7 @@ use crate::protocol::{self, Form, MAX_BODY};
 use crate::routes::{self, Route, MODELS_ROOT};
 use edge_core::app::{self, Body};
 use edge_core::config::Config;
-use edge_core::http_glue::{read_body, respond, BodyError, RequestParts};
+use edge_core::http_glue::{respond, BodyReader, RequestParts};
 use edge_core::policy::Kind;
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
@@ -106,15 +106,14 @@ fn reply(parts: &RequestParts, config: &Config, req: IncomingRequest) -> Result<
             {
                 return Err(too_large());
             }
-            let body = match read_body(req, MAX_BODY) {
-                Ok(b) => b,
-                Err(BodyError::TooLarge) => return Err(too_large()),
-                Err(BodyError::Unreadable) => {
-                    return Err(ApiError::bad("body", "the request body could not be read"))
-                }
-            };
             let entry = routes::find(&manifest()?, name)?;
-            let inputs = protocol::parse_inputs(form, &body)?;
+            // Parsed as it arrives: the body is never held whole (see protocol.rs).
+            let reader = BodyReader::new(req, MAX_BODY)
+                .map_err(|_| ApiError::bad("body", "the request body could not be read"))?;
+            let inputs = protocol::parse_inputs_from(
+                form,
+                &mut std::io::BufReader::with_capacity(64 * 1024, reader),
+            )?;
             let model = engine::model(entry)?;
             let outputs = engine::infer(&model, inputs)?;
             let body = protocol::encode_outputs(form, name, &model.info.sha256, &outputs)?;

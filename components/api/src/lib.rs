@@ -7,6 +7,7 @@
 //! natively; `engine` and `handler` exist only in the wasm build.
 pub mod dtype;
 pub mod error;
+mod json_inputs;
 pub mod protocol;
 pub mod routes;
 

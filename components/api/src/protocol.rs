@@ -1,11 +1,14 @@
 //! The wire forms of `POST /api/models/{name}/infer`: JSON, and safetensors (a standard,
 //! multi-tensor, named container that numpy, PyTorch and JAX users already have). The response
-//! takes the request's form. Limits are checked before anything is allocated.
+//! takes the request's form. Both are read from the body as it arrives, with the limits enforced
+//! as they go (`json_inputs`; a safetensors header is checked before its data is read), so what a
+//! request costs in memory is bounded by what it legitimately carries.
 
 use crate::dtype::{self, DType};
 use crate::error::ApiError;
-use serde_json::{Map, Value};
+use serde_json::Map;
 use std::collections::HashMap;
+use std::io::Read;
 
 pub const JSON: &str = "application/json";
 /// safetensors has no registered media type; this is the one we document and answer with.
@@ -77,8 +80,8 @@ fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::bad(code, message)
 }
 
-/// Checks a shape and returns its element count.
-fn elements(name: &str, dims: &[u64], budget: &mut u64) -> Result<u64, ApiError> {
+/// Checks a shape against the request's element `budget`, takes its count from it, returns it.
+pub(crate) fn elements(name: &str, dims: &[u64], budget: &mut u64) -> Result<u64, ApiError> {
     if dims.len() > MAX_RANK {
         return Err(bad(
             "shape",
@@ -117,116 +120,22 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn dtype_of(name: &str, s: &str) -> Result<DType, ApiError> {
-    DType::parse(s).ok_or_else(|| {
-        bad(
-            "dtype",
-            format!("input \"{name}\": unknown dtype {s:?} (float32, int64, uint8, bool, ...)"),
-        )
-    })
-}
-
-/// Parses the inputs of an infer request.
+/// Parses the inputs of an infer request held in memory.
 pub fn parse_inputs(form: Form, body: &[u8]) -> Result<Vec<InTensor>, ApiError> {
     match form {
-        Form::Json => parse_json(body),
-        Form::Safetensors => parse_safetensors(body),
+        Form::Json => crate::json_inputs::parse(&mut serde_json::Deserializer::from_slice(body)),
+        Form::Safetensors => parse_safetensors(&mut &body[..]),
     }
 }
 
-fn parse_json(body: &[u8]) -> Result<Vec<InTensor>, ApiError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| bad("bad-json", format!("the body is not valid JSON: {e}")))?;
-    let Value::Object(mut top) = v else {
-        return Err(bad("bad-json", "expected an object {\"inputs\": {...}}"));
-    };
-    let inputs = top
-        .remove("inputs")
-        .ok_or_else(|| bad("bad-json", "missing \"inputs\""))?;
-    if let Some(k) = top.keys().next() {
-        return Err(bad("bad-json", format!("unknown field {k:?}")));
+/// Parses the inputs of an infer request from its body as it is read (buffer `body`). A read
+/// error of kind `FileTooLarge` means the body is over [`MAX_BODY`] (413). What is left of the
+/// body after an error is the caller's to drain.
+pub fn parse_inputs_from(form: Form, body: &mut impl Read) -> Result<Vec<InTensor>, ApiError> {
+    match form {
+        Form::Json => crate::json_inputs::parse(&mut serde_json::Deserializer::from_reader(body)),
+        Form::Safetensors => parse_safetensors(body),
     }
-    let Value::Object(inputs) = inputs else {
-        return Err(bad(
-            "bad-json",
-            "\"inputs\" must be an object of name -> {dtype, shape, data}",
-        ));
-    };
-    if inputs.is_empty() || inputs.len() > MAX_INPUTS {
-        return Err(bad(
-            "bad-json",
-            format!("\"inputs\" must have 1 to {MAX_INPUTS} entries"),
-        ));
-    }
-    let mut budget = MAX_ELEMENTS;
-    let mut out = Vec::new();
-    for (name, t) in inputs {
-        check_name(&name)?;
-        let Value::Object(mut t) = t else {
-            return Err(bad(
-                "bad-json",
-                format!("input \"{name}\": expected {{dtype, shape, data}}"),
-            ));
-        };
-        let field = |t: &mut Map<String, Value>, k: &str| {
-            t.remove(k)
-                .ok_or_else(|| bad("bad-json", format!("input \"{name}\": missing \"{k}\"")))
-        };
-        let dtype = match field(&mut t, "dtype")? {
-            Value::String(s) => dtype_of(&name, &s)?,
-            _ => {
-                return Err(bad(
-                    "dtype",
-                    format!("input \"{name}\": dtype must be a string"),
-                ))
-            }
-        };
-        let shape = field(&mut t, "shape")?;
-        let data = field(&mut t, "data")?;
-        if let Some(k) = t.keys().next() {
-            return Err(bad(
-                "bad-json",
-                format!("input \"{name}\": unknown field {k:?}"),
-            ));
-        }
-        let dims: Vec<u64> = match &shape {
-            Value::Array(a) => a
-                .iter()
-                .map(|d| d.as_u64())
-                .collect::<Option<_>>()
-                .ok_or_else(|| {
-                    bad(
-                        "shape",
-                        format!("input \"{name}\": shape must be a list of non-negative integers"),
-                    )
-                })?,
-            _ => {
-                return Err(bad(
-                    "shape",
-                    format!("input \"{name}\": shape must be a list"),
-                ))
-            }
-        };
-        out.push(input(name, dtype, dims, &mut budget, |name, n| {
-            let Value::Array(data) = data else {
-                return Err(bad(
-                    "bad-tensor",
-                    format!("input \"{name}\": data must be a flat list (row-major)"),
-                ));
-            };
-            if data.len() as u64 != n {
-                return Err(bad(
-                    "shape",
-                    format!(
-                        "input \"{name}\": the shape has {n} elements, data has {}",
-                        data.len()
-                    ),
-                ));
-            }
-            dtype::json_to_carrier(name, dtype, &data)
-        })?);
-    }
-    Ok(out)
 }
 
 /// One input: its shape checked against the request's element budget, then its data
@@ -287,7 +196,78 @@ fn to_st_dtype(d: DType) -> safetensors::Dtype {
     }
 }
 
-fn parse_safetensors(body: &[u8]) -> Result<Vec<InTensor>, ApiError> {
+fn too_large_body() -> ApiError {
+    ApiError::new(
+        413,
+        "payload-too-large",
+        format!("request bodies are limited to {MAX_BODY} bytes"),
+    )
+}
+
+fn read_exact_or(body: &mut impl Read, buf: &mut [u8]) -> Result<(), ApiError> {
+    body.read_exact(buf).map_err(|e| match e.kind() {
+        std::io::ErrorKind::FileTooLarge => too_large_body(),
+        std::io::ErrorKind::UnexpectedEof => bad(
+            "bad-safetensors",
+            "the body is not a valid safetensors file: it ends early",
+        ),
+        _ => bad("body", "the request body could not be read"),
+    })
+}
+
+/// The header of a safetensors file, only as far as sizing it needs.
+#[derive(serde::Deserialize)]
+struct StEntry {
+    data_offsets: (u64, u64),
+}
+
+/// Reads a safetensors body: the 8-byte header length, the header (checked), then exactly the
+/// data it describes, never more than [`MAX_BODY`] in all.
+fn parse_safetensors(body: &mut impl Read) -> Result<Vec<InTensor>, ApiError> {
+    let invalid = |why: String| {
+        bad(
+            "bad-safetensors",
+            format!("the body is not a valid safetensors file: {why}"),
+        )
+    };
+    let mut len = [0u8; 8];
+    read_exact_or(body, &mut len)?;
+    let n = u64::from_le_bytes(len);
+    if n > (MAX_BODY - 8) as u64 {
+        return Err(invalid(format!("a header of {n} bytes")));
+    }
+    let mut buf = vec![0u8; 8 + n as usize];
+    buf[..8].copy_from_slice(&len);
+    read_exact_or(body, &mut buf[8..])?;
+    let header: HashMap<String, serde_json::Value> =
+        serde_json::from_slice(&buf[8..]).map_err(|e| invalid(e.to_string()))?;
+    let mut data_len = 0u64;
+    for (k, v) in header {
+        if k == "__metadata__" {
+            continue;
+        }
+        let e: StEntry =
+            serde_json::from_value(v).map_err(|e| invalid(format!("tensor {k:?}: {e}")))?;
+        data_len = data_len.max(e.data_offsets.1);
+    }
+    if data_len > (MAX_BODY as u64).saturating_sub(buf.len() as u64) {
+        return Err(too_large_body());
+    }
+    let start = buf.len();
+    buf.resize(start + data_len as usize, 0);
+    read_exact_or(body, &mut buf[start..])?;
+    let mut extra = [0u8; 1];
+    if body
+        .read(&mut extra)
+        .map_err(|_| bad("body", "the request body could not be read"))?
+        != 0
+    {
+        return Err(invalid("bytes after the data its header describes".into()));
+    }
+    parse_safetensors_bytes(&buf)
+}
+
+fn parse_safetensors_bytes(body: &[u8]) -> Result<Vec<InTensor>, ApiError> {
     let st = safetensors::SafeTensors::deserialize(body).map_err(|e| {
         bad(
             "bad-safetensors",
@@ -373,7 +353,7 @@ pub fn encode_outputs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn err(body: Value) -> ApiError {
         parse_inputs(Form::Json, body.to_string().as_bytes()).unwrap_err()
@@ -458,6 +438,108 @@ mod tests {
         }
         let e = parse_inputs(Form::Json, b"{\"inputs\": {\"x\": NaN}}").unwrap_err();
         assert_eq!(e.code, "bad-json");
+    }
+
+    /// A body reader that counts what the parser took.
+    struct Counting<'a> {
+        rest: &'a [u8],
+        taken: usize,
+    }
+    impl Read for Counting<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.rest.read(buf)?;
+            self.taken += n;
+            Ok(n)
+        }
+    }
+
+    fn junk_json(elements: usize, data_first: bool) -> Vec<u8> {
+        let data = format!("[{}0]", "0,".repeat(elements - 1));
+        let (a, b) = (
+            format!("\"data\": {data}"),
+            "\"dtype\": \"float32\", \"shape\": [1, 1, 8, 8]".to_string(),
+        );
+        let t = if data_first {
+            format!("{a}, {b}")
+        } else {
+            format!("{b}, {a}")
+        };
+        format!("{{\"inputs\": {{\"input\": {{{t}}}}}}}").into_bytes()
+    }
+
+    #[test]
+    fn json_is_refused_at_the_first_element_past_the_shape() {
+        let body = junk_json(8 << 20, false);
+        assert!(body.len() > MAX_BODY);
+        let mut r = std::io::BufReader::with_capacity(
+            64 << 10,
+            Counting {
+                rest: &body,
+                taken: 0,
+            },
+        );
+        let e = parse_inputs_from(Form::Json, &mut r).unwrap_err();
+        assert_eq!((e.status, e.code), (400, "shape"), "{e:?}");
+        assert!(
+            e.message
+                .contains("the shape has 64 elements, data has more"),
+            "{e:?}"
+        );
+        // It stopped reading within the first buffer, not at the end of the 16 MiB.
+        assert!(
+            r.get_ref().taken <= 64 << 10,
+            "read {} bytes",
+            r.get_ref().taken
+        );
+    }
+
+    #[test]
+    fn json_fields_in_any_order() {
+        for data_first in [false, true] {
+            let t = parse_inputs(Form::Json, &junk_json(64, data_first)).unwrap();
+            assert_eq!(t[0].carrier.len(), 64 * 4);
+            let e = parse_inputs(Form::Json, &junk_json(65, data_first)).unwrap_err();
+            assert_eq!(e.code, "shape", "{e:?}");
+        }
+        // Before its shape is known, data may take the request's whole budget, not more.
+        let huge = format!(
+            "{{\"inputs\": {{\"x\": {{\"dtype\": \"uint8\", \"data\": [{}0]}}}}}}",
+            "0,".repeat(MAX_ELEMENTS as usize)
+        );
+        let e = parse_inputs(Form::Json, huge.as_bytes()).unwrap_err();
+        assert_eq!((e.status, e.code), (413, "too-large"), "{e:?}");
+    }
+
+    #[test]
+    fn body_over_the_limit_is_413() {
+        struct TooLarge;
+        impl Read for TooLarge {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::FileTooLarge.into())
+            }
+        }
+        for form in [Form::Json, Form::Safetensors] {
+            let e = parse_inputs_from(form, &mut TooLarge).unwrap_err();
+            assert_eq!((e.status, e.code), (413, "payload-too-large"), "{form:?}");
+        }
+    }
+
+    #[test]
+    fn safetensors_header_is_checked_before_its_data_is_read() {
+        let mut body = (u64::MAX / 2).to_le_bytes().to_vec();
+        body.extend(vec![0u8; 1 << 20]);
+        let mut r = Counting {
+            rest: &body,
+            taken: 0,
+        };
+        let e = parse_inputs_from(Form::Safetensors, &mut r).unwrap_err();
+        assert_eq!(e.code, "bad-safetensors");
+        assert_eq!(r.taken, 8);
+        let header = br#"{"x":{"dtype":"F32","shape":[8388608],"data_offsets":[0,33554432]}}"#;
+        let mut body = (header.len() as u64).to_le_bytes().to_vec();
+        body.extend_from_slice(header);
+        let e = parse_inputs(Form::Safetensors, &body).unwrap_err();
+        assert_eq!((e.status, e.code), (413, "payload-too-large"), "{e:?}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! point, and every response it returns has been through [`policy::apply`].
 
 use crate::config::{is_loopback, split_host_port, valid_host, Config};
-use crate::policy::{self, Kind};
+use crate::policy::{self, kind_of, Kind, CACHE_IMMUTABLE, CACHE_NONE, CACHE_REVALIDATE};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -237,18 +237,6 @@ pub fn path_to_key(raw: &str) -> Option<String> {
     }
 }
 
-fn kind_of(key: &str) -> Kind {
-    if key == "sandbox.html" {
-        Kind::SandboxDocument
-    } else if key.ends_with(".html") {
-        Kind::Document
-    } else if key == "worker.js" {
-        Kind::Worker
-    } else {
-        Kind::Resource
-    }
-}
-
 fn h(n: &str, v: impl Into<String>) -> (String, String) {
     (n.to_string(), v.into())
 }
@@ -260,7 +248,7 @@ pub fn finish(mut r: Response, kind: Kind, config: &Config) -> Response {
 
 fn plain(status: u16, text: &str, mut extra: Vec<(String, String)>) -> Response {
     extra.push(h("content-type", "text/plain; charset=utf-8"));
-    extra.push(h("cache-control", "no-store"));
+    extra.push(h("cache-control", CACHE_NONE));
     Response {
         status,
         headers: extra,
@@ -506,9 +494,9 @@ pub fn handle(
         h(
             "cache-control",
             if asset.immutable {
-                "public, max-age=31536000, immutable"
+                CACHE_IMMUTABLE
             } else {
-                "no-cache"
+                CACHE_REVALIDATE
             },
         ),
     ];
@@ -562,18 +550,12 @@ pub fn handle(
                     headers.push(h("content-range", format!("bytes {a}-{b}/{size}")));
                 }
                 RangeSpec::Unsatisfiable => {
-                    headers.retain(|(n, _)| n != "content-type");
-                    headers.push(h("content-range", format!("bytes */{size}")));
-                    headers.push(h("content-type", "text/plain; charset=utf-8"));
-                    return strip(finish(
-                        Response {
-                            status: 416,
-                            headers,
-                            body: Body::Bytes(b"range not satisfiable\n".to_vec()),
-                        },
-                        Kind::Resource,
-                        config,
-                    ));
+                    // An error, not a representation of the asset: no validator, not cached.
+                    let headers = vec![
+                        h("content-range", format!("bytes */{size}")),
+                        h("accept-ranges", "bytes"),
+                    ];
+                    return strip(done(plain(416, "range not satisfiable\n", headers)));
                 }
             }
         }
@@ -665,6 +647,51 @@ mod tests {
         assert!(matches!(parse_range("bytes=5-1", 100), RangeSpec::None));
         assert!(matches!(parse_range("items=0-1", 100), RangeSpec::None));
         assert!(matches!(parse_range("bytes=0-1,3-4", 100), RangeSpec::None));
+    }
+
+    struct Sizes(u64);
+    impl Files for Sizes {
+        fn size(&self, _: &str) -> Option<u64> {
+            Some(self.0)
+        }
+    }
+
+    fn site_with(key: &str, immutable: bool) -> Site {
+        let manifest = format!(
+            r#"{{"{key}": {{"sha256": "{}", "size": 100, "content-type": "application/wasm", "immutable": {immutable}}}}}"#,
+            "a".repeat(64)
+        );
+        Site::parse(manifest.as_bytes(), None).unwrap()
+    }
+
+    #[test]
+    fn unsatisfiable_range_is_an_uncached_error() {
+        let site = site_with("e.0123abcd.wasm", true);
+        let headers = vec![("range".to_string(), "bytes=500-".to_string())];
+        let req = Request {
+            method: "GET",
+            path: "/e.0123abcd.wasm",
+            query: None,
+            scheme: Some("http"),
+            host: Some("127.0.0.1"),
+            headers: &headers,
+        };
+        let r = handle(&req, &Ok(Config::default()), Ok(&site), &Sizes(100));
+        assert_eq!(r.status, 416);
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        assert_eq!(r.header("etag"), None);
+        assert_eq!(r.header("content-range"), Some("bytes */100"));
+        let ok = handle(
+            &Request {
+                headers: &[],
+                ..req
+            },
+            &Ok(Config::default()),
+            Ok(&site),
+            &Sizes(100),
+        );
+        assert_eq!(ok.status, 200);
+        assert_eq!(ok.header("cache-control"), Some(CACHE_IMMUTABLE));
     }
 
     #[test]

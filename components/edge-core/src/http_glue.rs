@@ -139,6 +139,77 @@ fn read_stream(stream: &InputStream, limit: usize) -> Result<Vec<u8>, BodyError>
     }
 }
 
+/// The request body as a [`std::io::Read`] (wrap it in a `BufReader`), for parsing while it
+/// arrives: nothing is kept but what the parser keeps. Past `limit` bytes a read fails with
+/// [`std::io::ErrorKind::FileTooLarge`]; a failed stream with `Other`.
+pub struct BodyReader {
+    stream: Option<InputStream>,
+    body: Option<IncomingBody>,
+    pending: Vec<u8>,
+    pos: usize,
+    read: usize,
+    limit: usize,
+}
+
+impl BodyReader {
+    pub fn new(req: IncomingRequest, limit: usize) -> Result<BodyReader, BodyError> {
+        let body = req.consume().map_err(|()| BodyError::Unreadable)?;
+        let stream = body.stream().map_err(|()| BodyError::Unreadable)?;
+        Ok(BodyReader {
+            stream: Some(stream),
+            body: Some(body),
+            pending: Vec::new(),
+            pos: 0,
+            read: 0,
+            limit,
+        })
+    }
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        while self.pos == self.pending.len() {
+            let Some(stream) = &self.stream else {
+                return Ok(0);
+            };
+            match stream.blocking_read(CHUNK as u64) {
+                Ok(chunk) => {
+                    self.read += chunk.len();
+                    if self.read > self.limit {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::FileTooLarge,
+                            format!("the body is over {} bytes", self.limit),
+                        ));
+                    }
+                    self.pending = chunk;
+                    self.pos = 0;
+                }
+                Err(StreamError::Closed) => return Ok(0),
+                Err(StreamError::LastOperationFailed(_)) => {
+                    return Err(std::io::Error::other("the request body could not be read"))
+                }
+            }
+        }
+        let n = buf.len().min(self.pending.len() - self.pos);
+        buf[..n].copy_from_slice(&self.pending[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Drop for BodyReader {
+    fn drop(&mut self) {
+        // The stream is a child of the body: it goes first.
+        drop(self.stream.take());
+        if let Some(body) = self.body.take() {
+            IncomingBody::finish(body);
+        }
+    }
+}
+
 /// Sends `resp`: status and headers first, then the body (a file is streamed in 64 KiB
 /// chunks, never held whole). A client that goes away mid-body ends the write quietly.
 pub fn respond(out: ResponseOutparam, resp: app::Response) {

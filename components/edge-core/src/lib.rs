@@ -5,6 +5,7 @@
 pub mod app;
 pub mod config;
 pub mod policy;
+pub mod policy_data;
 
 #[cfg(target_arch = "wasm32")]
 pub mod http_glue;

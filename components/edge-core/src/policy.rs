@@ -17,16 +17,26 @@ pub enum Kind {
     Resource,
 }
 
-/// The directives every script-running context gets (no inline script, no eval, wasm
-/// compilation only): `static/csp-directives.txt`, the list every server of the runtime reads.
-const CSP_DIRECTIVES_TXT: &str = include_str!("../../../static/csp-directives.txt");
+/// The directives every script-running context gets: no inline script, no eval, Trusted Types.
+/// `script-src` is added per kind: only the worker, where the engine's wasm is compiled, gets
+/// `'wasm-unsafe-eval'` (no document of the runtime compiles wasm).
+pub const CSP_DIRECTIVES: &[&str] = &[
+    "default-src 'none'",
+    "worker-src 'self'",
+    "connect-src 'self'",
+    "style-src 'self'",
+    "img-src 'self'",
+    "frame-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "object-src 'none'",
+    "require-trusted-types-for 'script'",
+    "trusted-types secure-context",
+];
 
-pub fn csp_directives() -> impl Iterator<Item = &'static str> {
-    CSP_DIRECTIVES_TXT
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-}
+/// `script-src` of a document, and of the worker (the one context that compiles wasm).
+pub const DOCUMENT_SCRIPT_SRC: &str = "script-src 'self'";
+pub const WORKER_SCRIPT_SRC: &str = "script-src 'self' 'wasm-unsafe-eval'";
 
 /// Resources never run script: nothing is allowed, nothing may frame them.
 pub const RESOURCE_CSP: &str = "default-src 'none'; base-uri 'none'; form-action 'none'; \
@@ -43,6 +53,68 @@ xr-spatial-tracking=(), cross-origin-isolated=(self)";
 
 pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 
+/// The file name of a module worker's script: the one kind of context whose CSP lets wasm compile.
+pub const WORKER_NAME: &str = "worker.js";
+
+/// The kind of a served file, by its path in the allowlist (build/web).
+pub fn kind_of(key: &str) -> Kind {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    if key == "sandbox.html" {
+        Kind::SandboxDocument
+    } else if key.ends_with(".html") {
+        Kind::Document
+    } else if name == WORKER_NAME {
+        Kind::Worker
+    } else {
+        Kind::Resource
+    }
+}
+
+/// Content types by file extension; anything else is `application/octet-stream` (never sniffed:
+/// `nosniff`). Read by scripts/build-web (through `secure-context policy --json`) to type every
+/// file of the allowlist.
+pub const CONTENT_TYPES: &[(&str, &str)] = &[
+    (".html", "text/html; charset=utf-8"),
+    (".js", "text/javascript; charset=utf-8"),
+    (".mjs", "text/javascript; charset=utf-8"),
+    (".css", "text/css; charset=utf-8"),
+    (".json", "application/json"),
+    (".wasm", "application/wasm"),
+    (".onnx", "application/octet-stream"),
+    (".tflite", "application/octet-stream"),
+    (".svg", "image/svg+xml"),
+    (".png", "image/png"),
+    (".txt", "text/plain; charset=utf-8"),
+];
+pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+
+pub fn content_type(path: &str) -> &'static str {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    CONTENT_TYPES
+        .iter()
+        .find(|(ext, _)| name.len() > ext.len() && name.ends_with(ext))
+        .map_or(DEFAULT_CONTENT_TYPE, |(_, ct)| ct)
+}
+
+/// Cache-Control of content-hashed files (`name.<8 hex>.ext`), of every other file, and of
+/// every response that is not a file (errors, redirects, the API).
+pub const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
+pub const CACHE_REVALIDATE: &str = "no-cache";
+pub const CACHE_NONE: &str = "no-store";
+
+/// Content-hashed file names: `inference.core.0123abcd.wasm`.
+pub fn is_immutable(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let mut parts = name.rsplit('.');
+    let (Some(ext), Some(hash), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    !ext.is_empty()
+        && ext.bytes().all(|b| b.is_ascii_lowercase())
+        && hash.len() == 8
+        && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// The CSP for one kind of response.
 pub fn csp(kind: Kind, config: &Config) -> String {
     let ancestors = match kind {
@@ -55,7 +127,13 @@ pub fn csp(kind: Kind, config: &Config) -> String {
         Kind::Worker => "'none'".to_string(),
         Kind::Resource => return RESOURCE_CSP.to_string(),
     };
-    let mut d: Vec<String> = csp_directives().map(str::to_string).collect();
+    let script_src = if kind == Kind::Worker {
+        WORKER_SCRIPT_SRC
+    } else {
+        DOCUMENT_SCRIPT_SRC
+    };
+    let mut d: Vec<String> = vec![CSP_DIRECTIVES[0].to_string(), script_src.to_string()];
+    d.extend(CSP_DIRECTIVES[1..].iter().map(|s| s.to_string()));
     d.push(format!("frame-ancestors {ancestors}"));
     d.join("; ")
 }
@@ -108,7 +186,7 @@ pub fn apply(headers: &mut Vec<(String, String)>, kind: Kind, config: &Config) {
     set("x-permitted-cross-domain-policies", "none".into());
     set("origin-agent-cluster", "?1".into());
     if !has_cache_control {
-        set("cache-control", "no-store".into());
+        set("cache-control", CACHE_NONE.into());
     }
 }
 

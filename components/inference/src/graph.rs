@@ -208,6 +208,8 @@ impl Graph {
         // Operators tract-tflite lacks become constants or builtins it has (tflite_rewrite.rs).
         let rewritten = crate::tflite_rewrite::rewrite(bytes)?;
         let bytes = rewritten.as_deref().unwrap_or(bytes);
+        // What tract-tflite would index, unwrap or compute with unchecked (tflite_check.rs).
+        crate::tflite_check::check(bytes)?;
         let tflite = tract_tflite::tflite();
         let proto = tflite.proto_model_for_read(&mut &*bytes).map_err(|e| {
             NnError::invalid(format!(
@@ -222,6 +224,7 @@ impl Graph {
                 ErrorCode::InvalidArgument,
             )
         })?;
+        crate::tflite_check::check_wired(&model)?;
         // Outputs keep the model's tensor names (tract names some after its last node, "x.bias").
         let names = crate::tflite_rewrite::output_names(bytes)?;
         let outlets = model.output_outlets().map_err(internal)?.to_vec();

@@ -11,6 +11,7 @@ pub mod limits;
 mod onnx_check;
 mod onnx_if;
 pub mod tensor;
+mod tflite_check;
 mod tflite_rewrite;
 
 #[cfg(target_arch = "wasm32")]

@@ -171,7 +171,7 @@ fn check_window(op: &tflite::Operator) -> Result<(), String> {
 }
 
 /// The builtin code of an operator code (codes above 127 live in `builtin_code`).
-fn builtin_of(code: &tflite::OperatorCode) -> i32 {
+pub(crate) fn builtin_of(code: &tflite::OperatorCode) -> i32 {
     let deprecated = code.deprecated_builtin_code() as i32;
     if deprecated == BuiltinOperator::PLACEHOLDER_FOR_GREATER_OP_CODES.0 {
         code.builtin_code().0

@@ -59,55 +59,44 @@ async function ours(model, input) {
 }
 
 /**
- * The page's CSP requires Trusted Types, and onnxruntime-web's threaded build starts its
- * pthread workers with `new Worker(<URL>)`, which Trusted Types refuses. Rather than loosen the
- * policy, route Worker through the one policy name the CSP allows ("secure-context"), vetting
- * that the script is onnxruntime-web's own glue on this origin -- what sandbox.js does for ours.
+ * onnxruntime-web runs in a module worker (worker.js next to this page), as our engine does: a
+ * worker is the one context the runtime's policy lets compile wasm ('wasm-unsafe-eval'); the
+ * documents compile nothing. Each run is a round trip page -> worker -> page, timed here.
  */
-function allowOrtWorkers() {
-  const glue = new URL("../ort/ort-wasm-simd-threaded.js", import.meta.url).href;
-  const policy = globalThis.trustedTypes.createPolicy("secure-context", {
+async function ort(model, input) {
+  const url = new URL("./worker.js", import.meta.url).href;
+  const policy = globalThis.trustedTypes?.createPolicy("secure-context", {
     createScriptURL: (u) => {
-      if (new URL(u, location.href).href !== glue) throw new TypeError(`refusing worker script ${u}`);
-      return glue;
+      if (u !== url) throw new TypeError(`refusing worker script ${u}`);
+      return u;
     },
   });
-  const NativeWorker = globalThis.Worker;
-  globalThis.Worker = class extends NativeWorker {
-    constructor(url, options) {
-      super(/** @type {any} */ (policy.createScriptURL(String(url))), options);
-    }
-  };
-}
-
-async function ort(model, input) {
-  if (threads > 1 && globalThis.trustedTypes) allowOrtWorkers();
-  const ort = await import("../ort/ort.wasm.min.js");
-  ort.env.wasm.numThreads = threads;
-  // The glue is served as .js (the site's manifest types .mjs as octet-stream, which module
-  // loading refuses); point onnxruntime-web at both files explicitly.
-  ort.env.wasm.wasmPaths = {
-    mjs: new URL("../ort/ort-wasm-simd-threaded.js", import.meta.url).href,
-    wasm: new URL("../ort/ort-wasm-simd-threaded.wasm", import.meta.url).href,
-  };
-  const res = await fetch(`../models/${model.file}`, { credentials: "same-origin" });
-  if (!res.ok) throw new Error(`model: HTTP ${res.status}`);
-  const bytes = new Uint8Array(await res.arrayBuffer());
-  const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
-  const feed = { [model.input]: new ort.Tensor("float32", input, model.shape) };
-  const first = await session.run(feed);
+  const worker = new Worker(/** @type {any} */ (policy ? policy.createScriptURL(url) : url), { type: "module" });
+  let next = 0;
+  const pending = new Map();
+  worker.addEventListener("message", (ev) => {
+    const p = pending.get(ev.data.id);
+    pending.delete(ev.data.id);
+    if (ev.data.error) p.reject(new Error(ev.data.error));
+    else p.resolve(ev.data);
+  });
+  worker.addEventListener("error", (ev) => { for (const p of pending.values()) p.reject(new Error(ev.message || "worker error")); });
+  const call = (msg) => new Promise((resolve, reject) => {
+    const id = next++;
+    pending.set(id, { resolve, reject });
+    worker.postMessage({ ...msg, id });
+  });
+  const info = await call({ type: "load", file: model.file, threads });
+  const first = await call({ type: "run", input, inputName: model.input, shape: model.shape, outputName: model.output });
   const ttfr = performance.now();
   const warm = [];
   for (let i = 0; i < runs; i++) {
     const t = performance.now();
-    await session.run(feed);
+    await call({ type: "run", input, inputName: model.input, shape: model.shape, outputName: model.output });
     warm.push(performance.now() - t);
   }
-  const out = first[model.output];
-  return {
-    ttfr, warm, output: { data: out.data, shape: out.dims },
-    detail: { numThreads: ort.env.wasm.numThreads, version: ort.env.versions?.web ?? null, crossOriginIsolated },
-  };
+  worker.terminate();
+  return { ttfr, warm, output: first.output, detail: info.detail };
 }
 
 (async () => {
