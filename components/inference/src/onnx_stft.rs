@@ -47,7 +47,7 @@ struct Stft {
 
 impl Stft {
     /// The frame length, as the solver sees it: frame_length when given, else the window's.
-    fn frame<'p>(&self, inputs: &'p [TensorProxy]) -> TractResult<Exp<DimFact>> {
+    fn frame(&self, inputs: &[TensorProxy]) -> TractResult<Exp<DimFact>> {
         match (self.frame_length, self.window) {
             (Some(l), _) => Ok(inputs[l].value[0].bex().to_dim()),
             (None, Some(w)) => Ok(inputs[w].shape[0].bex()),
