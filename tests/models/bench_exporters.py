@@ -78,16 +78,19 @@ def models(tmp):
 
 
 def bench(component, named, runs, tmp, ort=True):
-    out = tmp / f"bench-{abs(hash(str(component)))}.json"
-    args = [str(SC), "bench", "--component", str(component), "--runs", str(runs),
-            "--json", str(out), "--timeout-ms", "600000"]
-    if not ort:
-        args += ["--ort-script", "/nonexistent"]
+    """One `secure-context bench` per model: in one engine instance, a model measured after a
+    large one ran many times slower (seen with both components), which says nothing of either."""
+    rows = {}
     for name, path in named.items():
-        args += ["--model", f"{name}={path}"]
-    res = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True)
-    assert res.returncode == 0, res.stdout + res.stderr
-    return {r["model"]: r for r in json.loads(out.read_text())["models"]}
+        out = tmp / f"bench-{name}-{abs(hash(str(component)))}.json"
+        args = [str(SC), "bench", "--component", str(component), "--runs", str(runs),
+                "--json", str(out), "--timeout-ms", "600000", "--model", f"{name}={path}"]
+        if not ort:
+            args += ["--ort-script", "/nonexistent"]
+        res = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True)
+        assert res.returncode == 0, res.stdout + res.stderr
+        rows.update({r["model"]: r for r in json.loads(out.read_text())["models"]})
+    return rows
 
 
 def peak_rss_mb(component, path, engine="wasm"):
