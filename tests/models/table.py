@@ -9,11 +9,15 @@ import json
 import sys
 from pathlib import Path
 
-FAMILY = {".tflite": ("TFLite", "mediapipe 0.10.14"), ".onnx": ("ONNX", "silero-vad 6.2.3")}
-# Silero VAD's inputs have free dims (samples, batch) and an `sr` scalar that bench's arange
-# inputs would set to 0; its latency is the `compute` of `secure-context run` instead.
+# Models with free input dims (samples, batch, tokens) or inputs that bench's arange values
+# would make meaningless (Silero's `sr`, token ids): their latency is the `compute` of
+# `secure-context run` on the test's first input instead.
 FREE_SHAPES = {"silero_vad.onnx", "silero_vad_16k_op15.onnx", "silero_vad_16k_sequence.onnx",
-               "silero_vad_half.onnx", "silero_vad_op18_ifless.onnx"}
+               "silero_vad_half.onnx", "silero_vad_op18_ifless.onnx", "rampart_model_q4.onnx",
+               "all-MiniLM-L6-v2_int8.onnx", "kaldi.onnx", "nemo128.onnx", "whisper80.onnx",
+               "ch_ppocr_mobile_v2.0_cls_fp16.onnx"}
+# Table order: TFLite first, then ONNX by source, each by name.
+ORDER = {"TFLite": 0}
 
 
 def main(argv):
@@ -28,13 +32,15 @@ def main(argv):
     # bench rows: {"model": stem, "component": {"median_ms": ...}, "native": {...}}
     median = {(r["model"], engine): r[engine] for r in bench["models"]
               for engine in ("component", "native") if r.get(engine)}
-    print("| Model | Format (wheel) | Runs | Max abs error vs reference | Latency, component (native) |")
+    print("| Model | Format (package) | Runs | Max abs error vs reference | Latency, component (native) |")
     print("|---|---|---|---|---|")
-    for name in sorted(results, key=lambda n: (Path(n).suffix, n)):
+    rows = sorted(results, key=lambda n: (ORDER.get(results[n]["format"], 1),
+                                          results[n]["source"], n))
+    for name in rows:
         r = results[name]
-        fmt, wheel = FAMILY[Path(name).suffix]
+        fmt, src = r["format"], r["source"]
         if not r["runs"]:
-            print(f"| `{name}` | {fmt} ({wheel}) | no: {r['why']} | - | - |")
+            print(f"| `{name}` | {fmt} ({src}) | no: {r['why']} | - | - |")
             continue
         stem = Path(name).stem
         comp, native = median.get((stem, "component")), median.get((stem, "native"))
@@ -49,8 +55,8 @@ def main(argv):
         if r["worst_rel_err"] > 1e-5 and r["worst_scale"] > 1:
             err += f"; outputs up to {r['worst_scale']:.3g}"
         if r["worst_ref_gap"] > 0:
-            err += f"; LiteRT ref vs XNNPACK: {r['worst_ref_gap']:.2g}"
-        print(f"| `{name}` | {fmt} ({wheel}) | yes | {err} | {lat} |")
+            err += f"; {r['gap']}: {r['worst_ref_gap']:.2g}"
+        print(f"| `{name}` | {fmt} ({src}) | yes | {err} | {lat} |")
 
 
 if __name__ == "__main__":

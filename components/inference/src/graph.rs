@@ -6,6 +6,7 @@
 //! whose inputs are fully fixed are optimized at load, so a broken model fails there.
 use crate::describe::{GraphInfo, IoInfo};
 use crate::error::{describe_tract_error, ErrorCode, NnError, NnResult};
+use crate::f16_compute::F16Io;
 use crate::format::{sniff, Encoding, Format};
 use crate::limits::Limits;
 use crate::tensor::{datum_name, TensorData};
@@ -16,7 +17,12 @@ use std::sync::{Arc, Mutex};
 use tract_hir::infer::InferenceFact;
 use tract_onnx::prelude::*;
 
-type Plan = Arc<TypedSimplePlan>;
+/// A runnable plan, and the f16 inputs and outputs it takes and gives as f32 (f16_compute.rs).
+struct Planned {
+    plan: Arc<TypedSimplePlan>,
+    f16: F16Io,
+}
+type Plan = Arc<Planned>;
 /// What a plan was specialised for, per input in model order.
 #[derive(Clone, PartialEq)]
 struct PlanInput {
@@ -139,13 +145,18 @@ impl Graph {
     fn load_onnx(bytes: &[u8], sha256: String, limits: Limits) -> NnResult<Graph> {
         let mut onnx = tract_onnx::onnx();
         crate::onnx_if::register(&mut onnx.op_register);
-        let proto = onnx.proto_model_for_read(&mut &*bytes).map_err(|e| {
+        crate::onnx_stft::register(&mut onnx.op_register);
+        crate::onnx_matmul_nbits::register(&mut onnx.op_register);
+        crate::onnx_pad::register(&mut onnx.op_register);
+        let mut proto = onnx.proto_model_for_read(&mut &*bytes).map_err(|e| {
             NnError::invalid(format!(
                 "not a valid ONNX model: {}",
                 describe_tract_error(&e)
             ))
         })?;
         crate::onnx_check::check(&proto)?;
+        crate::onnx_matmul_nbits::check(&proto, &limits)?;
+        crate::onnx_value_info::forget_named_dims(&mut proto);
         let model = onnx.model_for_proto_model(&proto).map_err(|e| {
             classify(
                 "cannot import the ONNX graph",
@@ -259,7 +270,10 @@ impl Graph {
             .map_err(|e| classify("cannot plan the graph", &e, ErrorCode::RuntimeError))?;
         Ok(Graph {
             info,
-            base: Base::Typed(plan),
+            base: Base::Typed(Arc::new(Planned {
+                plan,
+                f16: F16Io::default(),
+            })),
             plans: Mutex::new(vec![]),
             by_value: AtomicBool::new(false),
             limits,
@@ -310,13 +324,20 @@ impl Graph {
             };
             m.set_input_fact(ix, fact).map_err(internal)?;
         }
-        let typed = m
-            .into_optimized()
-            .map_err(|e| classify(&context, &e, ErrorCode::InvalidArgument))?;
+        let refused = |e: TractError| classify(&context, &e, ErrorCode::InvalidArgument);
+        let typed = m.into_typed().map_err(refused)?;
+        // fp16 models compute in f32; should tract refuse the translation, as they are.
+        let wide = crate::f16_compute::in_f32(&typed)
+            .and_then(|wide| wide.and_then(|(m, io)| Ok((m.into_optimized()?, io))).ok());
+        let (typed, f16) = match wide {
+            Some(wide) => wide,
+            None => (typed.into_optimized().map_err(refused)?, F16Io::default()),
+        };
         check_sizes(&typed, &self.limits)?;
         let plan = typed
             .into_runnable()
             .map_err(|e| classify(&context, &e, ErrorCode::RuntimeError))?;
+        let plan = Arc::new(Planned { plan, f16 });
         if plans.len() >= self.limits.max_cached_plans.max(1) {
             plans.remove(0);
         }
@@ -424,9 +445,13 @@ impl Graph {
             tensors.push(tensor);
         }
         let plan = self.plan_for_inputs(&tensors)?;
+        let failed = |e: TractError| classify("inference failed", &e, ErrorCode::RuntimeError);
+        let tensors = plan.f16.widen(tensors).map_err(failed)?;
         let outputs = plan
+            .plan
             .run(tensors.into_iter().map(|t| t.into_tvalue()).collect())
-            .map_err(|e| classify("inference failed", &e, ErrorCode::RuntimeError))?;
+            .and_then(|outputs| plan.f16.narrow(outputs))
+            .map_err(failed)?;
         outputs
             .iter()
             .zip(&self.info.outputs)

@@ -5,11 +5,16 @@
 //! `wasm32-wasip2`) and a native library the host links to compare against.
 pub mod describe;
 pub mod error;
+mod f16_compute;
 pub mod format;
 pub mod graph;
 pub mod limits;
 mod onnx_check;
 mod onnx_if;
+mod onnx_matmul_nbits;
+mod onnx_pad;
+mod onnx_stft;
+mod onnx_value_info;
 pub mod tensor;
 mod tflite_check;
 mod tflite_rewrite;
