@@ -10,6 +10,7 @@ pub mod graph;
 pub mod limits;
 mod onnx_check;
 mod onnx_if;
+mod onnx_ops;
 pub mod tensor;
 mod tflite_rewrite;
 
@@ -21,6 +22,7 @@ pub use error::{ErrorCode, NnError, NnResult};
 pub use format::{Encoding, Format};
 pub use graph::{sha256_hex, Graph};
 pub use limits::Limits;
+pub use onnx_ops::narrow::{carried as onnx_narrow_tensor, Narrow};
 pub use tensor::{ElementType, TensorData};
 
 /// The tract version compiled in, for status displays.
