@@ -4,12 +4,25 @@
 //!
 //! `install` is the one entry point: it registers the operators and rewrites the model's
 //! narrow element types (`lower.rs`) before tract reads it.
+mod affine_grid;
+mod attention;
+mod batch_norm;
+mod binarizer;
+mod bitcast;
 mod cast;
+mod col2im;
+mod crop_pad;
+mod cumprod;
+mod det;
 mod losses;
 mod lower;
+mod lp_pool;
 pub mod narrow;
+mod optional;
+mod qlinear_matmul;
 mod quant;
 mod recurrent;
+mod scatter;
 
 pub use lower::Declared;
 
@@ -23,6 +36,19 @@ pub fn install(reg: &mut OnnxOpRegister, model: &mut ModelProto) -> TractResult<
     quant::register(reg);
     losses::register(reg);
     recurrent::register(reg);
+    attention::register(reg);
+    batch_norm::register(reg);
+    qlinear_matmul::register(reg);
+    affine_grid::register(reg);
+    col2im::register(reg);
+    binarizer::register(reg);
+    bitcast::register(reg);
+    cumprod::register(reg);
+    det::register(reg);
+    crop_pad::register(reg);
+    lp_pool::register(reg);
+    optional::register(reg);
+    scatter::register(reg);
     lower::lower(model)
 }
 
@@ -37,4 +63,25 @@ fn tract_builder(ctx: &ParsingContext, node: &NodeProto) -> Built {
         .get(&node.op_type)
         .with_context(|| format!("tract-onnx has no {} operator", node.op_type))?;
     builder(ctx, node)
+}
+
+/// The element type (`TensorProto.DataType`) a graph declares for a value, as far as the
+/// model says: graph inputs and outputs, value infos, initializers, of this graph and the
+/// graphs around it.
+fn declared_type(ctx: &ParsingContext, name: &str) -> Option<i32> {
+    use tract_onnx::pb::type_proto::Value;
+    ctx.parent_graphs.iter().rev().find_map(|g| {
+        let infos = g.input.iter().chain(&g.output).chain(&g.value_info);
+        infos
+            .filter(|v| v.name == name)
+            .find_map(|v| match v.r#type.as_ref()?.value.as_ref()? {
+                Value::TensorType(t) => Some(t.elem_type),
+            })
+            .or_else(|| {
+                g.initializer
+                    .iter()
+                    .find(|t| t.name == name)
+                    .map(|t| t.data_type)
+            })
+    })
 }
