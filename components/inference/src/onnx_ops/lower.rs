@@ -1,4 +1,5 @@
-//! Rewrites an ONNX model, before tract reads it, so that every tensor has a type tract has.
+//! Rewrites an ONNX model, before tract reads it, so that every tensor has a type tract has
+//! (and, through `sequences.rs`, so that statically known sequences become tensors).
 //!
 //! tract-onnx refuses a model as soon as a graph input, output, initializer or constant is
 //! bfloat16, float8, float4, 4- or 2-bit (its parser has no such types), before any operator
@@ -32,7 +33,12 @@ pub fn lower(model: &mut ModelProto) -> TractResult<Declared> {
     let narrow_of = |v: &ValueInfoProto| Some((v.name.clone(), Narrow::from_onnx(elem_type(v)?)?));
     declared.inputs = graph.input.iter().filter_map(narrow_of).collect();
     declared.outputs = graph.output.iter().filter_map(narrow_of).collect();
-    lower_graph(graph, &HashMap::new())?;
+    let opset = model
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map_or(0, |o| o.version);
+    lower_graph(graph, &HashMap::new(), opset)?;
     Ok(declared)
 }
 
@@ -43,7 +49,12 @@ fn elem_type(v: &ValueInfoProto) -> Option<i32> {
 }
 
 /// `outer`: element types known in the enclosing graphs (a subgraph may read their values).
-fn lower_graph(graph: &mut GraphProto, outer: &HashMap<String, i32>) -> TractResult<()> {
+fn lower_graph(
+    graph: &mut GraphProto,
+    outer: &HashMap<String, i32>,
+    opset: i64,
+) -> TractResult<()> {
+    super::sequences::rewrite(graph, opset);
     let mut types = outer.clone();
     for v in graph
         .input
@@ -66,7 +77,7 @@ fn lower_graph(graph: &mut GraphProto, outer: &HashMap<String, i32>) -> TractRes
             }
         }
         for attr in &mut node.attribute {
-            lower_attribute(attr, &types)?;
+            lower_attribute(attr, &types, opset)?;
         }
     }
     for t in &mut graph.initializer {
@@ -148,7 +159,11 @@ fn int_attr(name: &str, value: i64) -> AttributeProto {
     }
 }
 
-fn lower_attribute(attr: &mut AttributeProto, types: &HashMap<String, i32>) -> TractResult<()> {
+fn lower_attribute(
+    attr: &mut AttributeProto,
+    types: &HashMap<String, i32>,
+    opset: i64,
+) -> TractResult<()> {
     if let Some(t) = attr.t.as_mut() {
         lower_tensor(t)?;
     }
@@ -156,10 +171,10 @@ fn lower_attribute(attr: &mut AttributeProto, types: &HashMap<String, i32>) -> T
         lower_tensor(t)?;
     }
     if let Some(g) = attr.g.as_mut() {
-        lower_graph(g, types)?;
+        lower_graph(g, types, opset)?;
     }
     for g in &mut attr.graphs {
-        lower_graph(g, types)?;
+        lower_graph(g, types, opset)?;
     }
     Ok(())
 }

@@ -23,6 +23,7 @@ mod qlinear_matmul;
 mod quant;
 mod recurrent;
 mod scatter;
+mod sequences;
 
 pub use lower::Declared;
 

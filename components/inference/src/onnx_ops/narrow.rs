@@ -37,6 +37,9 @@ struct MiniFloat {
     inf: bool,
     /// Has a negative zero (the `fnuz` formats do not).
     neg_zero: bool,
+    /// Has a NaN. float4 has none: NaN becomes -0 and overflow saturates, as in onnx's
+    /// reference (ml_dtypes); the ONNX spec leaves both open.
+    nan: bool,
 }
 
 impl Narrow {
@@ -122,6 +125,7 @@ impl Narrow {
             max,
             inf,
             neg_zero,
+            nan: bits == 8,
         };
         Some(match self {
             Narrow::F8E4M3Fn => f(8, 3, 7, 448.0, false, true),
@@ -175,7 +179,7 @@ impl Narrow {
             Narrow::I2 => (((code & 0x3) ^ 0x2) as i32 - 0x2) as f32,
             _ => {
                 let m = self.mini().expect("a small float");
-                let sign = code >> (m.bits - 1) & 1;
+                let sign = (code >> (m.bits - 1)) & 1;
                 let body = code & ((1 << (m.bits - 1)) - 1);
                 let exp_bits = m.bits - 1 - m.man;
                 let (e, f) = (body >> m.man, body & ((1 << m.man) - 1));
@@ -325,7 +329,7 @@ fn tensor_from<T: Datum>(shape: &[usize], v: Vec<T>) -> NnResult<Tensor> {
 
 fn round_mini(m: &MiniFloat, x: f32, saturate: bool) -> f32 {
     let overflow = |negative: bool| {
-        let v = if saturate {
+        let v = if saturate || !m.nan {
             m.max
         } else if m.inf {
             f64::INFINITY
@@ -335,7 +339,7 @@ fn round_mini(m: &MiniFloat, x: f32, saturate: bool) -> f32 {
         (if negative { -v } else { v }) as f32
     };
     if x.is_nan() {
-        return f32::NAN;
+        return if m.nan { f32::NAN } else { -0.0 };
     }
     if x.is_infinite() {
         return overflow(x < 0.0);
@@ -502,6 +506,13 @@ mod tests {
         assert_eq!(n.round(f32::NEG_INFINITY, true), -448.0);
         assert_eq!(n.round(1e-7, true), 0.0);
         assert_eq!(Narrow::F8E5M2.round(1e6, false), f32::INFINITY);
+        // float4 has neither NaN nor infinity (onnx's test_cast_FLOAT_to_FLOAT4E2M1).
+        assert_eq!(
+            Narrow::F4E2M1.round(f32::NAN, true).to_bits(),
+            (-0f32).to_bits()
+        );
+        assert_eq!(Narrow::F4E2M1.round(f32::INFINITY, false), 6.0);
+        assert_eq!(Narrow::F4E2M1.round(-3.5, true), -4.0);
         // Every code decodes to a value that rounds to itself.
         for n in [
             Narrow::F8E4M3Fn,

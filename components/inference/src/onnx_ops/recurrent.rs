@@ -212,9 +212,11 @@ impl EvalOp for LinearAttention {
                 x.shape()
             );
         }
-        let scale = match f32::from_bits(self.scale) {
-            s if s == 0.0 => 1.0 / (dk as f32).sqrt(),
-            s => s,
+        let scale = f32::from_bits(self.scale);
+        let scale = if scale == 0.0 {
+            1.0 / (dk as f32).sqrt()
+        } else {
+            scale
         };
         let group = hq / hkv;
         let mut out = Array3::<f32>::zeros((b, t, hq * dv));
