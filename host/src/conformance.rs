@@ -46,11 +46,21 @@ fn numbered(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     Ok(files.into_iter().map(|(_, p)| p).collect())
 }
 
-/// Reads a `TensorProto` with tract's own ONNX reader (the same code that reads initializers).
+/// Reads a `TensorProto` with the engine's own readers: tract's (the same code that reads
+/// initializers), or for the types tract lacks (bf16, float8, 4-bit...) the engine's, which
+/// also names the type (it travels in a wider carrier, so the carrier alone does not say it).
 fn read_tensor(path: &Path) -> Result<(String, TensorData), String> {
+    read_typed_tensor(path).map(|(name, t, _)| (name, t))
+}
+
+fn read_typed_tensor(path: &Path) -> Result<(String, TensorData, Option<&'static str>), String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let proto = tract_onnx::pb::TensorProto::decode(&bytes[..])
         .map_err(|e| format!("bad TensorProto: {e}"))?;
+    if let Some(carried) = inference::onnx_narrow_tensor(&proto) {
+        let (narrow, data) = carried.map_err(|e| e.message)?;
+        return Ok((proto.name, data, Some(narrow.name())));
+    }
     let resolver = tract_onnx::data_resolver::default();
     // tract's reader panics on some raw encodings it does not implement (e.g. bfloat16).
     let tensor = catch_unwind(AssertUnwindSafe(|| {
@@ -59,7 +69,7 @@ fn read_tensor(path: &Path) -> Result<(String, TensorData), String> {
     .map_err(|_| "tract cannot read this tensor encoding".to_string())?
     .map_err(|e| e.to_string())?;
     let data = TensorData::from_tract(&tensor).map_err(|e| e.message)?;
-    Ok((proto.name, data))
+    Ok((proto.name, data, None))
 }
 
 #[derive(Debug)]
@@ -127,7 +137,15 @@ fn run_case_inner(backend: &mut dyn Backend, case: &Path, tol: Tolerance) -> Res
                 ));
             }
             for (i, (p, (name, actual))) in expected.iter().zip(&outputs).enumerate() {
-                let (_, want) = read_tensor(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                let (_, want, narrow) =
+                    read_typed_tensor(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                let declared = desc.outputs.get(i).map(|o| o.element_type.as_str());
+                if let Some(narrow) = narrow.filter(|&n| Some(n) != declared) {
+                    return Err(format!(
+                        "output {i} \"{name}\": element type: expected {narrow}, got {}",
+                        declared.unwrap_or("?")
+                    ));
+                }
                 if let Some(why) = mismatch(&want, actual, tol) {
                     return Err(format!("output {i} \"{name}\": {why}"));
                 }

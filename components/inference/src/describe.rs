@@ -1,5 +1,6 @@
 //! What a loaded graph takes and gives: the model introspection that wasi-nn has no word for.
 use crate::format::Format;
+use crate::onnx_ops::narrow::Narrow;
 use crate::tensor::{datum_name, ElementType, TensorData};
 use tract_hir::infer::{Factoid, InferenceFact};
 use tract_onnx::prelude::*;
@@ -17,24 +18,33 @@ pub struct IoInfo {
     pub name: String,
     /// The model's own element type, when the model states it.
     pub datum: Option<DatumType>,
+    /// Set when the model declares a type tract lacks (bf16, float8, int4...): `datum` is then
+    /// the type that holds its values inside the engine.
+    pub narrow: Option<Narrow>,
     /// None when the rank itself is unknown.
     pub shape: Option<Vec<Dim>>,
 }
 
 impl IoInfo {
     pub fn element_name(&self) -> String {
-        self.datum.map(datum_name).unwrap_or_else(|| "?".into())
+        match self.narrow {
+            Some(n) => n.name().into(),
+            None => self.datum.map(datum_name).unwrap_or_else(|| "?".into()),
+        }
     }
 
     pub fn carrier(&self) -> Option<ElementType> {
-        self.datum.and_then(ElementType::carrier_for)
+        match self.narrow {
+            Some(n) => Some(n.carrier()),
+            None => self.datum.and_then(ElementType::carrier_for),
+        }
     }
 
     /// `f32[batch,1,8,8]`, in the same notation as [`TensorData::signature`].
     pub fn signature(&self) -> String {
-        let ty = match (self.datum, self.carrier()) {
-            (Some(dt), Some(c)) if datum_name(dt) != c.as_str() => {
-                format!("{} (as {})", datum_name(dt), c.as_str())
+        let ty = match self.carrier() {
+            Some(c) if self.element_name() != c.as_str() => {
+                format!("{} (as {})", self.element_name(), c.as_str())
             }
             _ => self.element_name(),
         };
@@ -93,13 +103,19 @@ impl IoInfo {
                     .collect(),
             )
         };
-        IoInfo { name, datum, shape }
+        IoInfo {
+            name,
+            datum,
+            narrow: None,
+            shape,
+        }
     }
 
     pub(crate) fn from_typed(name: String, fact: &TypedFact) -> IoInfo {
         IoInfo {
             name,
             datum: Some(fact.datum_type),
+            narrow: None,
             shape: Some(fact.shape.iter().map(|d| dim_of(d.clone())).collect()),
         }
     }

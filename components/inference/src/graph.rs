@@ -156,6 +156,8 @@ impl Graph {
         })?;
         crate::onnx_check::check(&proto)?;
         crate::onnx_matmul_nbits::check(&proto, &limits)?;
+        let narrow = crate::onnx_ops::install(&mut onnx.op_register, &mut proto)
+            .map_err(|e| classify("cannot read the ONNX model", &e, ErrorCode::InvalidArgument))?;
         crate::onnx_value_info::forget_named_dims(&mut proto);
         let model = onnx.model_for_proto_model(&proto).map_err(|e| {
             classify(
@@ -188,12 +190,18 @@ impl Graph {
         // plan. A failure here is not final: concrete input shapes may still resolve the graph.
         let mut analysed = model.clone();
         let _ = analysed.analyse(false);
-        let info = GraphInfo {
+        let mut info = GraphInfo {
             format: Format::Onnx,
             sha256,
             inputs: io_infos(&analysed, analysed.input_outlets().map_err(internal)?)?,
             outputs: io_infos(&analysed, analysed.output_outlets().map_err(internal)?)?,
         };
+        for i in &mut info.inputs {
+            i.narrow = narrow.inputs.get(&i.name).copied();
+        }
+        for o in &mut info.outputs {
+            o.narrow = narrow.outputs.get(&o.name).copied();
+        }
         let graph = Graph {
             info,
             base: Base::Inference(model),
@@ -439,7 +447,11 @@ impl Graph {
             t.validate(self.limits.max_tensor_elements).map_err(|e| {
                 NnError::new(e.code, format!("input \"{}\": {}", decl.name, e.message))
             })?;
-            let tensor = t.to_tract(decl.datum).map_err(|e| {
+            let tensor = match decl.narrow {
+                Some(n) => n.to_tract(&t),
+                None => t.to_tract(decl.datum),
+            };
+            let tensor = tensor.map_err(|e| {
                 NnError::new(e.code, format!("input \"{}\": {}", decl.name, e.message))
             })?;
             tensors.push(tensor);
@@ -456,7 +468,11 @@ impl Graph {
             .iter()
             .zip(&self.info.outputs)
             .map(|(value, decl)| {
-                let data = TensorData::from_tract(value).map_err(|e| {
+                let data = match decl.narrow {
+                    Some(n) => n.from_tract(value),
+                    None => TensorData::from_tract(value),
+                };
+                let data = data.map_err(|e| {
                     NnError::new(e.code, format!("output \"{}\": {}", decl.name, e.message))
                 })?;
                 Ok((decl.name.clone(), data))

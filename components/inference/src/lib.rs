@@ -12,6 +12,7 @@ pub mod limits;
 mod onnx_check;
 mod onnx_if;
 mod onnx_matmul_nbits;
+mod onnx_ops;
 mod onnx_pad;
 mod onnx_stft;
 mod onnx_value_info;
@@ -27,6 +28,7 @@ pub use error::{ErrorCode, NnError, NnResult};
 pub use format::{Encoding, Format};
 pub use graph::{sha256_hex, Graph};
 pub use limits::Limits;
+pub use onnx_ops::narrow::{carried as onnx_narrow_tensor, Narrow};
 pub use tensor::{ElementType, TensorData};
 
 /// The tract version compiled in, for status displays.
