@@ -1,13 +1,13 @@
-// Last step of scripts/build-web: content-hash the engine's core wasm files so they can be
-// cached forever (inference.core.wasm -> inference.core.<sha256[:8]>.wasm, with the
-// reference in the generated JS rewritten), then write asset-manifest.json:
+// Last step of scripts/build-web: content-hash the core wasm files of the engine and of the
+// tokenizer so they can be cached forever (inference.core.wasm -> inference.core.<sha256[:8]>.wasm,
+// with the reference in the generated JS rewritten), then write asset-manifest.json:
 //   { "<path relative to build/web>": { "sha256", "size", "content-type", "immutable" } }
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 
 const out = path.resolve(process.argv[2] ?? "build/web");
-const engineDir = path.join(out, "engine");
+const componentDirs = [path.join(out, "engine"), path.join(out, "text")];
 
 const CONTENT_TYPES = {
   ".html": "text/html; charset=utf-8",
@@ -25,23 +25,25 @@ const CONTENT_TYPES = {
 
 const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
 
-// 1. Hash and rename core wasm files; rewrite their references in the engine's JS.
-const jsFiles = fs.readdirSync(engineDir).filter((f) => f.endsWith(".js"));
-for (const wasm of fs.readdirSync(engineDir).filter((f) => /\.wasm$/.test(f))) {
-  const bytes = fs.readFileSync(path.join(engineDir, wasm));
-  const hashed = wasm.replace(/\.wasm$/, `.${sha256(bytes).slice(0, 8)}.wasm`);
-  let rewritten = 0;
-  for (const js of jsFiles) {
-    const p = path.join(engineDir, js);
-    const src = fs.readFileSync(p, "utf8");
-    const needle = `'./${wasm}'`;
-    if (src.includes(needle)) {
-      fs.writeFileSync(p, src.split(needle).join(`'./${hashed}'`));
-      rewritten++;
+// 1. Hash and rename core wasm files; rewrite their references in the component's JS.
+for (const engineDir of componentDirs) {
+  const jsFiles = fs.readdirSync(engineDir).filter((f) => f.endsWith(".js"));
+  for (const wasm of fs.readdirSync(engineDir).filter((f) => /\.wasm$/.test(f))) {
+    const bytes = fs.readFileSync(path.join(engineDir, wasm));
+    const hashed = wasm.replace(/\.wasm$/, `.${sha256(bytes).slice(0, 8)}.wasm`);
+    let rewritten = 0;
+    for (const js of jsFiles) {
+      const p = path.join(engineDir, js);
+      const src = fs.readFileSync(p, "utf8");
+      const needle = `'./${wasm}'`;
+      if (src.includes(needle)) {
+        fs.writeFileSync(p, src.split(needle).join(`'./${hashed}'`));
+        rewritten++;
+      }
     }
+    if (rewritten === 0) throw new Error(`no reference to ./${wasm} found in the engine JS`);
+    fs.renameSync(path.join(engineDir, wasm), path.join(engineDir, hashed));
   }
-  if (rewritten === 0) throw new Error(`no reference to ./${wasm} found in the engine JS`);
-  fs.renameSync(path.join(engineDir, wasm), path.join(engineDir, hashed));
 }
 
 // 2. Asset manifest over everything in the build.
