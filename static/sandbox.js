@@ -13,6 +13,8 @@
 //   init   {model, requireIsolation?, timeoutMs?, input?: {report: boolean}}
 //                                         -> progress*, ready | error
 //   run    {inputs: {name: {data: Float32Array, shape: number[]}}} -> result | error
+//   run-text {text: string}  (a model whose manifest entry names a tokenizer)
+//                                         -> result {outputs, windows, timings} | error
 //   status                                -> status
 //   cancel                                -> cancelled {count}
 //   purge                                 -> purged {deleted}
@@ -26,6 +28,7 @@
 // (outputs only: no input, no file name); with false, nothing is posted.
 
 import { mountInput } from "./sandbox-input.js";
+import { checkText, mountTextInput, tokenizerSpec } from "./sandbox-text.js";
 
 const PROTOCOL_VERSION = 1;
 const CACHE_NAME = "secure-context-models-v1";
@@ -127,6 +130,8 @@ let state = configError ? "misconfigured" : "idle";
 let workerIsolation = null;
 /** @type {any} */ let model = null; // {name, file, sha256, integrity, size, encoding, labels, verified, source}
 /** @type {Uint8Array | null} */ let modelBytes = null;
+/** A text model's tokenizer.json, verified like the model: {bytes, maxLength, stride}. */
+/** @type {{bytes: Uint8Array, maxLength: number, stride: number} | null} */ let tokenizerFile = null;
 let graphInfo = null;
 let engineVersion = null;
 let timeoutMs = DEFAULT_TIMEOUT_MS;
@@ -189,6 +194,7 @@ const SCHEMA = {
   ping: [],
   init: ["model", "requireIsolation", "timeoutMs", "input"],
   run: ["inputs"],
+  "run-text": ["text"],
   status: [],
   cancel: [],
   purge: [],
@@ -218,6 +224,7 @@ function validate(msg) {
     }
   }
   if (msg.type === "run") return validateInputs(msg.inputs);
+  if (msg.type === "run-text") return checkText(msg.text);
   return null;
 }
 
@@ -309,7 +316,7 @@ async function handle(msg, origin) {
         engine.stop();
         throw e;
       }
-      if (msg.input && !(graphInfo?.inputs?.length === 1 && Array.isArray(graphInfo.inputs[0].shape))) {
+      if (msg.input && !tokenizerFile && !(graphInfo?.inputs?.length === 1 && Array.isArray(graphInfo.inputs[0].shape))) {
         throw new SandboxError("invalid-argument", "input mode needs a model with exactly one input of known rank");
       }
       reply(origin, {
@@ -335,6 +342,14 @@ async function handle(msg, origin) {
       reply(origin, { type: "result", id: msg.id, outputs, timings: r.timings }, r.outputs.map((o) => o.data.buffer));
       return;
     }
+    case "run-text": {
+      if (state !== "ready") throw new SandboxError("invalid-state", `not ready (${state})`);
+      if (!tokenizerFile) throw new SandboxError("invalid-argument", `model "${model.name}" takes tensors, not text (its manifest entry names no tokenizer)`);
+      const r = await engine.runText(msg.text);
+      counters.runs++;
+      reply(origin, { type: "result", id: msg.id, ...textResult(r) }, r.outputs.map((o) => o.data.buffer));
+      return;
+    }
     case "cancel": {
       const count = engine.cancelAll();
       counters.cancelled += count;
@@ -356,9 +371,31 @@ async function handle(msg, origin) {
   }
 }
 
+/** A worker's text result as the parent gets it: outputs by name, and the windows' offsets. */
+function textResult(r) {
+  const outputs = {};
+  for (const o of r.outputs) outputs[o.name] = { data: o.data, shape: o.shape };
+  return { outputs, windows: r.windows, timings: r.timings };
+}
+
 /** Input mode: the UI runs the engine here; the parent gets outputs only, and only if asked. */
 function startInput(report, initId, origin) {
   let seq = 0;
+  if (tokenizerFile) {
+    mountTextInput({
+      labels: model.labels,
+      reporting: report,
+      run: async (text) => {
+        if (state !== "ready") throw new SandboxError("invalid-state", `not ready (${state})`);
+        const r = textResult(await engine.runText(text));
+        counters.runs++;
+        // Outputs only: not the text, not its offsets.
+        if (report) reply(origin, { type: "input-result", id: initId, seq: ++seq, outputs: r.outputs, timings: r.timings });
+        return r;
+      },
+    });
+    return;
+  }
   mountInput({
     spec: graphInfo.inputs[0],
     labels: model.labels,
@@ -406,7 +443,14 @@ async function readManifestEntry(name) {
   if (!Number.isSafeInteger(size) || size <= 0 || size > LIMITS.maxModelBytes) throw new SandboxError("too-large", `model "${name}": size ${size} is outside (0, ${LIMITS.maxModelBytes}]`);
   const encoding = ENCODINGS[format];
   if (!encoding) throw new SandboxError("manifest", `model "${name}": unsupported format ${format}`);
+  let tokenizer;
+  try {
+    tokenizer = tokenizerSpec(entry, MANIFEST_URL, hexToBase64);
+  } catch (e) {
+    throw new SandboxError("manifest", e.message);
+  }
   return {
+    tokenizer,
     name,
     file,
     sha256,
@@ -525,9 +569,23 @@ async function init(name, progress) {
       cacheNote = `not cached: ${e?.message ?? e}`;
     }
   }
+  if (entry.tokenizer) {
+    progress({ phase: "tokenizer" });
+    const t = entry.tokenizer;
+    let tb = await fromCache(cache, t);
+    if (!tb) tb = await download(t, () => {});
+    if ((await sha256Hex(tb)) !== t.sha256) throw new SandboxError("integrity", `${t.name} failed its integrity check. Refusing to load it.`);
+    if (cache) {
+      try {
+        await cache.put(cacheKey(t.sha256), new Response(tb, { headers: { "content-type": "application/json", "x-sha256": t.sha256 } }));
+      } catch { /* not cached, still verified */ }
+    }
+    tokenizerFile = { bytes: tb, maxLength: t.maxLength, stride: t.stride };
+  }
   const t3 = performance.now();
   modelBytes = bytes;
-  model = { name: entry.name, file: entry.file, sha256: entry.sha256, integrity: entry.integrity, size: entry.size, encoding: entry.encoding, labels: entry.labels, verified: true, source };
+  model = { name: entry.name, file: entry.file, sha256: entry.sha256, integrity: entry.integrity, size: entry.size, encoding: entry.encoding, labels: entry.labels, verified: true, source,
+    ...(entry.tokenizer ? { tokenizer: { file: entry.tokenizer.file, sha256: entry.tokenizer.sha256, maxLength: entry.tokenizer.maxLength, stride: entry.tokenizer.stride } } : {}) };
 
   await workerBoot;
   if (requireIsolation && !workerIsolation?.crossOriginIsolated) {
@@ -630,20 +688,38 @@ const engine = new (class Engine {
     const p = (async () => {
       await this.start();
       const copy = modelBytes.slice(); // keep ours for restarts
-      return this.request({ type: "load", bytes: copy.buffer, encoding: model.encoding }, [copy.buffer], Math.max(timeoutMs, 60000));
+      const loaded = await this.request({ type: "load", bytes: copy.buffer, encoding: model.encoding }, [copy.buffer], Math.max(timeoutMs, 60000));
+      if (tokenizerFile) await this.loadTokenizer();
+      return loaded;
     })();
     this.loading = p;
     p.catch(() => { if (this.loading === p) this.loading = null; });
     return p;
   }
 
+  /** A text model's tokenizer into the worker (after every (re)start, with the graph). */
+  loadTokenizer() {
+    const copy = tokenizerFile.bytes.slice();
+    return this.request({ type: "load-tokenizer", bytes: copy.buffer, maxLength: tokenizerFile.maxLength, stride: tokenizerFile.stride },
+      [copy.buffer], Math.max(timeoutMs, 60000));
+  }
+
+  /** Text in, outputs and windows out, queued like `run`. */
+  runText(text) {
+    return this.enqueue(() => this.request({ type: "run-text", text }, [], timeoutMs));
+  }
+
   /** Runs are serialized: the timeout covers the computation, not the wait in the queue. */
   run(inputs) {
+    return this.enqueue(() => this.request({ type: "run", inputs }, [], timeoutMs));
+  }
+
+  enqueue(send) {
     return new Promise((resolve, reject) => {
       const task = async () => {
         try {
           await this.ready();
-          resolve(await this.request({ type: "run", inputs }, [], timeoutMs));
+          resolve(await send());
         } catch (e) {
           reject(e);
         } finally {
