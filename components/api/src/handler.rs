@@ -119,6 +119,18 @@ async fn reply(parts: &RequestParts, config: &Config, req: Request) -> Result<Re
                 Err(_) => return Err(ApiError::bad("body", "the request body could not be read")),
             };
             let entry = routes::find(&manifest()?, name)?;
+            if let Some(text) = protocol::parse_text(form, &body)? {
+                let model = engine::model(entry)?;
+                let (outputs, windows) = engine::infer_text(&model, &text)?;
+                let body =
+                    protocol::encode_text_outputs(name, &model.info.sha256, &outputs, &windows)?;
+                return Ok(Reply {
+                    status: 200,
+                    content_type: Form::Json.content_type(),
+                    body,
+                    allow: None,
+                });
+            }
             let inputs = protocol::parse_inputs(form, &body)?;
             let model = engine::model(entry)?;
             let outputs = engine::infer(&model, inputs)?;

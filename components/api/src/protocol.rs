@@ -126,6 +126,40 @@ fn dtype_of(name: &str, s: &str) -> Result<DType, ApiError> {
     })
 }
 
+/// Most UTF-16 units in a `{"text": ...}` request, as in the browser sandbox.
+pub const MAX_TEXT_UNITS: usize = 1 << 20;
+
+/// The text of a text-model request, `{"text": "..."}` (JSON only); None when the body is
+/// something else (then it is parsed as tensors, and errors are reported from there).
+pub fn parse_text(form: Form, body: &[u8]) -> Result<Option<String>, ApiError> {
+    if form != Form::Json {
+        return Ok(None);
+    }
+    let Ok(Value::Object(mut top)) = serde_json::from_slice::<Value>(body) else {
+        return Ok(None);
+    };
+    let Some(text) = top.remove("text") else {
+        return Ok(None);
+    };
+    if let Some(k) = top.keys().next() {
+        return Err(bad("bad-json", format!("unknown field {k:?} next to \"text\"")));
+    }
+    let Value::String(text) = text else {
+        return Err(bad("bad-json", "\"text\" must be a string"));
+    };
+    if text.is_empty() {
+        return Err(bad("bad-json", "\"text\" is empty"));
+    }
+    if text.encode_utf16().count() > MAX_TEXT_UNITS {
+        return Err(ApiError::new(
+            413,
+            "too-large",
+            format!("\"text\" is over {MAX_TEXT_UNITS} characters (UTF-16 units)"),
+        ));
+    }
+    Ok(Some(text))
+}
+
 /// Parses the inputs of an infer request.
 pub fn parse_inputs(form: Form, body: &[u8]) -> Result<Vec<InTensor>, ApiError> {
     match form {
@@ -322,6 +356,38 @@ fn parse_safetensors(body: &[u8]) -> Result<Vec<InTensor>, ApiError> {
     Ok(out)
 }
 
+/// One tokenized window of a text request: what maps its row of the outputs back to the text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    pub ids: Vec<u32>,
+    /// (start, end) in Unicode code points of the request's text (Python `str` indices).
+    pub offsets: Vec<(u32, u32)>,
+    pub special_tokens_mask: Vec<u32>,
+}
+
+/// The response to a text request: the outputs as in the JSON form, and the windows.
+pub fn encode_text_outputs(
+    model: &str,
+    sha256: &str,
+    outputs: &[OutTensor],
+    windows: &[Window],
+) -> Result<Vec<u8>, ApiError> {
+    let body = encode_outputs(Form::Json, model, sha256, outputs)?;
+    let mut v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(500, "runtime-error", format!("encoding outputs: {e}")))?;
+    v["windows"] = windows
+        .iter()
+        .map(|w| {
+            serde_json::json!({
+                "ids": w.ids,
+                "offsets": w.offsets.iter().map(|&(s, e)| [s, e]).collect::<Vec<_>>(),
+                "special_tokens_mask": w.special_tokens_mask,
+            })
+        })
+        .collect();
+    Ok(v.to_string().into_bytes())
+}
+
 /// The response body for the outputs of `model` (its manifest name and sha256).
 pub fn encode_outputs(
     form: Form,
@@ -374,6 +440,20 @@ pub fn encode_outputs(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn text_requests() {
+        let t = |v: Value| parse_text(Form::Json, v.to_string().as_bytes());
+        assert_eq!(t(json!({"text": "a b"})).unwrap().as_deref(), Some("a b"));
+        assert_eq!(t(json!({"inputs": {}})).unwrap(), None);
+        assert_eq!(parse_text(Form::Safetensors, b"{}").unwrap(), None);
+        assert_eq!(parse_text(Form::Json, b"not json").unwrap(), None);
+        for bad in [json!({"text": 3}), json!({"text": ""}), json!({"text": "a", "inputs": {}})] {
+            assert_eq!(t(bad.clone()).unwrap_err().code, "bad-json", "{bad}");
+        }
+        let long = "x".repeat(MAX_TEXT_UNITS + 1);
+        assert_eq!(t(json!({ "text": long })).unwrap_err().status, 413);
+    }
 
     fn err(body: Value) -> ApiError {
         parse_inputs(Form::Json, body.to_string().as_bytes()).unwrap_err()
