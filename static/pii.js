@@ -41,7 +41,7 @@ async function find() {
   runBtn.disabled = true;
   try {
     const r = await ctx.run({ text });
-    const found = entities(r.logits, r.windows, labels);
+    const found = entities(text, r.logits, r.windows, labels);
     $("marked").replaceChildren(...pieces(text, found).map((p) => p.entity
       ? el("mark", { title: `${p.entity.label}, ${(p.entity.score * 100).toFixed(0)}%` }, p.entity.label)
       : p.text));

