@@ -8,6 +8,7 @@ The component runs as built for the browser (target/wasm32-wasip2/wasm/tokenizer
 wasmtime); with $SC_TEXT_REPORT set, the counts are written there as JSON.
 """
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -223,3 +224,79 @@ def test_report():
         data = json.loads(p.read_text()) if p.is_file() else {}
         data["tokenizer"] = REPORT
         p.write_text(json.dumps(data, indent=2))
+
+
+def mutations(good, seed=7, count=300):
+    """tokenizer.json files damaged at the JSON level, where the crate's own code (not the JSON
+    parser) has to cope: wrong types, absurd numbers, bad regexes, missing and unknown tokens."""
+    import random
+
+    rng = random.Random(seed)
+    base = json.loads(good)
+    weird = [None, -1, 0, 2**40, 1.5, "", "(", "[^", "\\\\", "x" * 1000, [], {}, [1, "a"], True,
+             {"Regex": "("}, {"Regex": "(?<=a+)b"}, {"String": ""}]
+    paths = []
+
+    def walk(v, path, depth=0):
+        if depth > 4:
+            return
+        if isinstance(v, dict):
+            for k in list(v)[:40]:
+                if k == "vocab":
+                    continue
+                paths.append(path + [k])
+                walk(v[k], path + [k], depth + 1)
+        elif isinstance(v, list):
+            for i in range(min(len(v), 5)):
+                paths.append(path + [i])
+                walk(v[i], path + [i], depth + 1)
+
+    walk(base, [])
+    extra = [
+        {"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(("}, "behavior": "Isolated", "invert": False}},
+        {"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\\p{Nope}"}, "behavior": "Removed", "invert": True}},
+        {"normalizer": {"type": "Replace", "pattern": {"Regex": "["}, "content": "x"}},
+        {"normalizer": {"type": "Precompiled", "precompiled_charsmap": "AAAA"}},
+        {"post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<nope>", "type_id": 0}}],
+                            "pair": [], "special_tokens": {}}},
+        {"model": {"type": "Unigram", "unk_id": 99, "vocab": [["a", 0.0]], "byte_fallback": False}},
+        {"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"], "unk_token": None}},
+        {"decoder": {"type": "Nope"}},
+    ]
+    for e in extra:
+        yield json.dumps({**base, **e}).encode()
+    for _ in range(count):
+        d = copy.deepcopy(base)
+        for _ in range(rng.randint(1, 3)):
+            path = rng.choice(paths)
+            target = d
+            try:
+                for p in path[:-1]:
+                    target = target[p]
+                target[path[-1]] = rng.choice(weird)
+            except (KeyError, IndexError, TypeError):
+                pass
+        yield json.dumps(d).encode()
+
+
+@pytest.mark.parametrize("name", ["wordpiece", "bpe-bytelevel", "unigram"])
+def test_damaged_tokenizers_are_errors_never_traps(wasm, files, name):
+    """Each damaged file either loads (and then encodes and decodes the corpus sample or says
+    why not) or is refused with invalid-tokenizer; a trap (a panic in the wasm) fails the test."""
+    loaded = refused = 0
+    for data in mutations(files[name]):
+        try:
+            tok = wasm.load(data)
+        except TokError as e:
+            assert e.code in ("invalid-tokenizer", "too-large"), e
+            refused += 1
+            continue
+        loaded += 1
+        for text in TEXTS[:40:4]:
+            try:
+                ids = wasm.encode(tok, text)[0]["ids"]
+                wasm.decode(tok, ids)
+            except TokError as e:
+                assert e.code == "invalid-argument", e
+    assert loaded and refused
+    REPORT.setdefault("damaged-files", {})[name] = {"loaded": loaded, "refused": refused}

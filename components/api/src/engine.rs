@@ -217,10 +217,10 @@ fn tokenizer(m: &Model) -> Result<(Rc<tok::Tokenizer>, &TokenizerEntry), ApiErro
             ),
         ));
     }
-    let k = Rc::new(
-        tok::Tokenizer::load(&bytes)
-            .map_err(|e| ApiError::new(500, "runtime-error", format!("tokenizer: {}", e.message)))?,
-    );
+    let k =
+        Rc::new(tok::Tokenizer::load(&bytes).map_err(|e| {
+            ApiError::new(500, "runtime-error", format!("tokenizer: {}", e.message))
+        })?);
     TOKENIZERS.with(|c| c.borrow_mut().insert(t.sha256.clone(), k.clone()));
     Ok((k, t))
 }

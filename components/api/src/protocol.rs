@@ -142,7 +142,10 @@ pub fn parse_text(form: Form, body: &[u8]) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     if let Some(k) = top.keys().next() {
-        return Err(bad("bad-json", format!("unknown field {k:?} next to \"text\"")));
+        return Err(bad(
+            "bad-json",
+            format!("unknown field {k:?} next to \"text\""),
+        ));
     }
     let Value::String(text) = text else {
         return Err(bad("bad-json", "\"text\" must be a string"));
@@ -448,7 +451,11 @@ mod tests {
         assert_eq!(t(json!({"inputs": {}})).unwrap(), None);
         assert_eq!(parse_text(Form::Safetensors, b"{}").unwrap(), None);
         assert_eq!(parse_text(Form::Json, b"not json").unwrap(), None);
-        for bad in [json!({"text": 3}), json!({"text": ""}), json!({"text": "a", "inputs": {}})] {
+        for bad in [
+            json!({"text": 3}),
+            json!({"text": ""}),
+            json!({"text": "a", "inputs": {}}),
+        ] {
             assert_eq!(t(bad.clone()).unwrap_err().code, "bad-json", "{bad}");
         }
         let long = "x".repeat(MAX_TEXT_UNITS + 1);

@@ -91,7 +91,11 @@ pub fn find(manifest: &[u8], name: &str) -> Result<Entry, ApiError> {
     let tokenizer_ok = e.tokenizer.as_ref().is_none_or(|t| {
         valid_name(&t.file) && hex(&t.sha256) && t.max_length >= 4 && t.stride < t.max_length / 2
     });
-    if !plain_file || !hex(&e.sha256) || !tokenizer_ok || !matches!(e.format.as_str(), "onnx" | "tflite") {
+    if !plain_file
+        || !hex(&e.sha256)
+        || !tokenizer_ok
+        || !matches!(e.format.as_str(), "onnx" | "tflite")
+    {
         return Err(ApiError::new(
             500,
             "manifest",

@@ -4,8 +4,7 @@
 
 use std::cell::RefCell;
 use tokenizers::{
-    Encoding, PaddingStrategy, Tokenizer, TruncationDirection, TruncationParams,
-    TruncationStrategy,
+    Encoding, PaddingStrategy, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy,
 };
 
 pub const MAX_TOKENIZER_BYTES: usize = 64 << 20;
@@ -99,6 +98,12 @@ impl Tok {
                 ),
             ));
         }
+        crate::check::check(json).map_err(|m| {
+            Error::new(
+                Code::InvalidTokenizer,
+                format!("not a usable tokenizer.json: {m}"),
+            )
+        })?;
         // No threads in the sandbox's wasm: keep the crate from asking rayon for any.
         tokenizers::utils::parallelism::set_parallelism(false);
         let t = Tokenizer::from_bytes(json).map_err(|e| {
@@ -296,16 +301,19 @@ fn encoded(mut e: Encoding, unit: Unit, texts: &[&str]) -> Encoded {
 /// Code-point offsets (what `encode_char_offsets` gives) become UTF-16 ones through a prefix
 /// count of each input; UTF-8 and code points pass through.
 fn convert(e: Encoding, unit: Unit, texts: &[&str]) -> Enc {
-    let sequence_ids: Vec<Option<u32>> = e.get_sequence_ids().iter().map(|s| s.map(u32_of)).collect();
+    let sequence_ids: Vec<Option<u32>> =
+        e.get_sequence_ids().iter().map(|s| s.map(u32_of)).collect();
     let offsets = if unit == Unit::Utf16 {
         let maps: Vec<Vec<u32>> = texts.iter().map(|t| utf16_prefix(t)).collect();
         e.get_offsets()
             .iter()
             .zip(&sequence_ids)
-            .map(|(&(s, end), seq)| match seq.and_then(|q| maps.get(q as usize)) {
-                Some(m) => (at(m, s), at(m, end)),
-                None => (u32_of(s), u32_of(end)),
-            })
+            .map(
+                |(&(s, end), seq)| match seq.and_then(|q| maps.get(q as usize)) {
+                    Some(m) => (at(m, s), at(m, end)),
+                    None => (u32_of(s), u32_of(end)),
+                },
+            )
             .collect()
     } else {
         e.get_offsets()
@@ -372,7 +380,10 @@ mod tests {
         assert_eq!(Tok::load(b"{").err().unwrap().code, Code::InvalidTokenizer);
         assert_eq!(Tok::load(b"").err().unwrap().code, Code::InvalidTokenizer);
         let t = Tok::load(WORDLEVEL.as_bytes()).unwrap();
-        assert_eq!(t.decode(&[99], false).unwrap_err().code, Code::InvalidArgument);
+        assert_eq!(
+            t.decode(&[99], false).unwrap_err().code,
+            Code::InvalidArgument
+        );
         let big = "a ".repeat(MAX_TEXT_BYTES / 2 + 1);
         assert_eq!(
             t.encode(&big, None, opts(Unit::Utf8)).unwrap_err().code,
