@@ -119,7 +119,7 @@ def test_caller_truncation_windows(wasm, files, name):
     py.enable_truncation(24, stride=6)
     tok = wasm.load(files[name].encode("utf-8"))
     windows = 0
-    for text in TEXTS:
+    for text in TEXTS[::2]:
         got = wasm.encode(tok, text, truncation=(24, 6))
         assert_same(got, py_encoded(py.encode(text)), f"{name} truncation, {text[:40]!r}")
         windows += 1 + len(got[1])
@@ -142,7 +142,7 @@ def test_decode_identical(wasm, files, name):
 @pytest.mark.parametrize("name", ["wordpiece", "bpe-bytelevel", "unigram"])
 def test_offsets_in_utf16_and_utf8_point_at_the_same_text(wasm, files, name):
     tok = wasm.load(files[name].encode("utf-8"))
-    for text in TEXTS:
+    for text in TEXTS[::3]:
         cp = wasm.encode(tok, text, offsets="code-points")[0]["offsets"]
         u16 = wasm.encode(tok, text, offsets="utf16")[0]["offsets"]
         u8 = wasm.encode(tok, text, offsets="utf8")[0]["offsets"]
@@ -226,7 +226,7 @@ def test_report():
         p.write_text(json.dumps(data, indent=2))
 
 
-def mutations(good, seed=7, count=300):
+def mutations(good, seed=7, count=150):
     """tokenizer.json files damaged at the JSON level, where the crate's own code (not the JSON
     parser) has to cope: wrong types, absurd numbers, bad regexes, missing and unknown tokens."""
     import random
