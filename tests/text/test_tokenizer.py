@@ -179,7 +179,8 @@ def bad_tokenizers(good):
     yield "stride over max", json.dumps({**d, "truncation": {"direction": "Right", "max_length": 8, "strategy": "LongestFirst", "stride": 50}}).encode()
     yield "negative id", json.dumps({**d, "added_tokens": [{"id": -1, "content": "x", "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}]}).encode()
     yield "deep nesting", b"[" * 100000
-    yield "over 64 MiB", b" " * (64 * 1024 * 1024 + 1)
+    # Over 64 MiB, over 4 MiB of text, over 4096 texts: components/tokenizer's unit tests
+    # (64 MiB through wasmtime-py's list<u8> takes minutes).
 
 
 def test_bad_input_is_an_error_and_changes_nothing(wasm, files):
@@ -192,13 +193,9 @@ def test_bad_input_is_an_error_and_changes_nothing(wasm, files):
             wasm.load(data)
         codes[what] = e.value.code
         assert e.value.message, what
-    assert codes["over 64 MiB"] == "too-large"
-    assert all(c == "invalid-tokenizer" for w, c in codes.items() if w != "over 64 MiB"), codes
+    assert all(c == "invalid-tokenizer" for c in codes.values()), codes
     with pytest.raises(TokError) as e:
-        wasm.encode(tok, "x" * (4 * 1024 * 1024 + 1))
-    assert e.value.code == "too-large"
-    with pytest.raises(TokError) as e:
-        wasm.encode_batch(tok, ["a"] * 4097)
+        wasm.encode(tok, "\u4e00" * (1_400_000))  # 4.2 MB of UTF-8 in 1.4M characters
     assert e.value.code == "too-large"
     for trunc in [(0, 0), (2, 0), (10, 8), (10, 100)]:
         with pytest.raises(TokError) as e:
@@ -233,6 +230,10 @@ def mutations(good, seed=7, count=150):
 
     rng = random.Random(seed)
     base = json.loads(good)
+    # A WordPiece vocabulary cut to its first 3000 ids: the damage is aimed at the structure,
+    # and a 20k-entry vocabulary only slows every load down.
+    if isinstance(base["model"].get("vocab"), dict) and "merges" not in base["model"]:
+        base["model"]["vocab"] = {k: v for k, v in base["model"]["vocab"].items() if v < 3000}
     weird = [None, -1, 0, 2**40, 1.5, "", "(", "[^", "\\\\", "x" * 1000, [], {}, [1, "a"], True,
              {"Regex": "("}, {"Regex": "(?<=a+)b"}, {"String": ""}]
     paths = []

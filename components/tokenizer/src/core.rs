@@ -389,6 +389,18 @@ mod tests {
             t.encode(&big, None, opts(Unit::Utf8)).unwrap_err().code,
             Code::TooLarge
         );
+        let huge = vec![b' '; MAX_TOKENIZER_BYTES + 1];
+        assert_eq!(Tok::load(&huge).err().unwrap().code, Code::TooLarge);
+        let many = vec!["a".to_string(); MAX_BATCH + 1];
+        assert_eq!(
+            t.encode_batch(&many, opts(Unit::Utf8)).unwrap_err().code,
+            Code::TooLarge
+        );
+        let heavy = vec!["ab".repeat(MAX_TEXT_BYTES / 8); 5];
+        assert_eq!(
+            t.encode_batch(&heavy, opts(Unit::Utf8)).unwrap_err().code,
+            Code::TooLarge
+        );
         for (max_length, stride) in [(0, 0), (4, 4), (4, 9)] {
             let o = Options {
                 truncation: Some(Truncation { max_length, stride }),
