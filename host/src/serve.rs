@@ -485,6 +485,9 @@ async fn run(args: ServeArgs, app: App, request_timeout: Duration) -> Result<()>
 }
 
 async fn handle_client(stream: tokio::net::TcpStream, router: &Router) {
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
     let result = http1::Builder::new()
         .timer(TokioTimer)
         .keep_alive(true)
@@ -492,7 +495,7 @@ async fn handle_client(stream: tokio::net::TcpStream, router: &Router) {
         .serve_connection(
             TokioIo::new(stream),
             hyper::service::service_fn(move |req| async move {
-                Ok::<_, Infallible>(handle_request(router, req).await)
+                Ok::<_, Infallible>(handle_request(router, local, req).await)
             }),
         )
         .await;
@@ -567,11 +570,27 @@ fn host_error(status: u16, code: &str, message: &str) -> hyper::Response<WasiBod
 
 async fn handle_request(
     router: &Router,
-    req: hyper::Request<hyper::body::Incoming>,
+    local: SocketAddr,
+    mut req: hyper::Request<hyper::body::Incoming>,
 ) -> hyper::Response<WasiBody> {
     let Some(i) = router.app.route(req.uri().path()) else {
         return host_error(404, "not-found", "no route serves this path");
     };
+    // A wasi:http 0.2 request must have an authority. HTTP/1.1 requires a Host header (RFC
+    // 9112 §3.2: answer 400 without one); an HTTP/1.0 client may omit it, and gets this
+    // server's own address, as it asked this server.
+    if req.uri().authority().is_none() && !req.headers().contains_key(http::header::HOST) {
+        if req.version() != http::Version::HTTP_10 {
+            return host_error(
+                400,
+                "bad-request",
+                "an HTTP/1.1 request needs a Host header",
+            );
+        }
+        if let Ok(v) = http::HeaderValue::from_str(&local.to_string()) {
+            req.headers_mut().insert(http::header::HOST, v);
+        }
+    }
     let handler = &router.handlers[i];
     let start = Instant::now();
     let result = async {

@@ -57,9 +57,22 @@ pub enum Route {
 }
 
 impl Route {
+    /// Exact paths and `/...` prefixes only. Spin also has named segments (`/users/:id`) and a
+    /// trailing wildcard (`/files/*`); this runner does not emulate them, so it refuses them
+    /// rather than take them as literal paths.
     pub fn parse(route: &str) -> Result<Route> {
         if !route.starts_with('/') {
             bail!("route {route:?} must start with /");
+        }
+        let body = route.strip_suffix("/...").unwrap_or(route);
+        if let Some(seg) = body
+            .split('/')
+            .find(|s| s.starts_with(':') || *s == "*" || *s == "...")
+        {
+            bail!(
+                "route {route:?}: segment {seg:?} is Spin route syntax this runner does not \
+                 emulate (it serves exact paths and `/...` prefixes); run it under `spin up`"
+            );
         }
         Ok(match route.strip_suffix("/...") {
             Some(prefix) => Route::Prefix(prefix.to_string()),
@@ -256,5 +269,16 @@ source = "api.wasm"
             App::parse("spin_manifest_version = 1", Path::new(".")).unwrap_err()
         );
         assert!(e.contains("only 2"), "{e}");
+    }
+
+    #[test]
+    fn refuses_route_syntax_it_does_not_emulate() {
+        for r in ["/users/:id", "/files/*", "/a/:b/...", "/x/.../y"] {
+            let e = format!("{:#}", Route::parse(r).unwrap_err());
+            assert!(e.contains("does not emulate"), "{r}: {e}");
+        }
+        assert_eq!(Route::parse("/a/b/").unwrap(), Route::Exact("/a/b".into()));
+        assert_eq!(Route::parse("/a/...").unwrap(), Route::Prefix("/a".into()));
+        assert_eq!(Route::parse("/...").unwrap(), Route::Prefix(String::new()));
     }
 }

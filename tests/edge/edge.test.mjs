@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import zlib from "node:zlib";
-import { DOCUMENT_CSP, EDGE, ROOT, WEB, assertPolicy, first, manifest, rawRequest, req, startEdge } from "./lib.mjs";
+import { DOCUMENT_CSP, EDGE, ROOT, RUNNER, WEB, assertPolicy, first, manifest, rawRequest, req, startEdge } from "./lib.mjs";
 import { grade } from "./observatory.mjs";
 
 const MANIFEST = manifest();
@@ -208,7 +208,10 @@ describe("HTTP semantics", () => {
     }
     for (const host of ["evil.com/x", "a..b", "-a.com", "a_b.com"]) {
       const r2 = await req(edge.port, "GET", "/", { Host: host });
-      assert.ok([400].includes(r2.status), `${host}: ${r2.status}`);
+      // Spin itself drops a request whose Host is not an authority (`evil.com/x`): it closes the
+      // connection unanswered before any component runs (status 0 here). Either way: no redirect.
+      const refused = RUNNER === "spin" && host.includes("/") ? [0, 400] : [400];
+      assert.ok(refused.includes(r2.status), `${host}: ${r2.status}`);
       assert.equal(first(r2, "location"), undefined);
     }
   });

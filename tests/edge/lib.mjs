@@ -1,10 +1,13 @@
-// Helpers for the edge app and API tests: start `secure-context serve --manifest spin.toml` on
-// 127.0.0.1 (a free port), as scripts/up does, and speak raw HTTP/1.1 to it (node's http client
-// would normalize or refuse the hostile requests we want to send).
+// Helpers for the edge app and API tests: start the app of spin.toml on 127.0.0.1 (a free
+// port) — with `secure-context serve --manifest spin.toml` as scripts/up does, or with real
+// `spin up` when SC_RUNNER=spin (scripts/test-spin; SPIN_VERSION picks the build in
+// ../shared/tools) — and speak raw HTTP/1.1 to it (node's http client would normalize or
+// refuse the hostile requests we want to send).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -20,6 +23,11 @@ export function manifest() {
 
 export const SPIN_TOML = path.join(ROOT, "spin.toml");
 
+/** Which server runs spin.toml: "local" (secure-context serve) or "spin" (the real Spin CLI). */
+export const RUNNER = process.env.SC_RUNNER ?? "local";
+if (!["local", "spin"].includes(RUNNER)) throw new Error(`SC_RUNNER=${RUNNER}: use local or spin`);
+export const SPIN = process.env.SC_SPIN ?? path.join(ROOT, "..", "shared", "tools", "spin");
+
 /** The argument list scripts/up uses (minus --addr), so tests run what users run. */
 export function serveArgs(env = {}, extra = []) {
   const args = ["serve", "--manifest", SPIN_TOML, ...extra];
@@ -33,7 +41,27 @@ export function serveArgs(env = {}, extra = []) {
  * @param {string[]} extra  more arguments for `secure-context` (e.g. ["--timeout-ms", "200"])
  */
 export function startEdge(env = {}, extra = []) {
+  if (RUNNER === "spin") {
+    if (extra.length) throw new Error(`spin up has no equivalent of: ${extra.join(" ")}`);
+    return startSpin(env);
+  }
   return startServer(serveArgs(env, extra));
+}
+
+/**
+ * `spin up` of spin.toml (files mounted directly, component logs in a temp dir, not .spin/ in the
+ * checkout), settings given with `-e` as
+ * `--env` gives them to the local runner.
+ * @param {Record<string,string>} env
+ */
+export async function startSpin(env = {}) {
+  const port = await freePort();
+  const logs = fs.mkdtempSync(path.join(os.tmpdir(), "sc-spin-logs-"));
+  const args = ["up", "-f", SPIN_TOML, "--listen", `127.0.0.1:${port}`, "--direct-mounts", "--log-dir", logs];
+  for (const [k, v] of Object.entries(env)) args.push("-e", `${k}=${v}`);
+  // The first start of a Spin build compiles both components (the API embeds the engine) before
+  // wasmtime's cache has them: minutes on a busy 2-core machine.
+  return spawnUntil(SPIN, args, port, /Serving http:\/\//, "spin up", 900_000);
 }
 
 /**
@@ -42,16 +70,19 @@ export function startEdge(env = {}, extra = []) {
  */
 export async function startServer(args) {
   const port = await freePort();
-  const child = spawn(BIN, [...args, "--addr", `127.0.0.1:${port}`], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  return spawnUntil(BIN, [...args, "--addr", `127.0.0.1:${port}`], port, /Serving HTTP on/, "secure-context serve");
+}
+
+/** Runs `bin args` until its output matches `ready`; the server then listens on `port`. */
+async function spawnUntil(bin, args, port, ready, what, startMs = 120_000) {
+  const child = spawn(bin, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let err = "";
   child.stderr.on("data", (d) => { err += d; });
   child.stdout.on("data", (d) => { err += d; });
-  const deadline = Date.now() + 120_000;
-  while (!/Serving HTTP on/.test(err)) {
-    if (child.exitCode !== null) throw new Error(`secure-context serve exited: ${err}`);
-    if (Date.now() > deadline) { child.kill(); throw new Error(`server did not start: ${err}`); }
+  const deadline = Date.now() + startMs;
+  while (!ready.test(err)) {
+    if (child.exitCode !== null) throw new Error(`${what} exited: ${err}`);
+    if (Date.now() > deadline) { child.kill(); throw new Error(`${what} did not start: ${err}`); }
     await new Promise((r) => setTimeout(r, 50));
   }
   return {

@@ -1,5 +1,5 @@
-//! The Spin binding (`wasi:http/handler@0.3.0`, spin-sdk 7): dispatch, limits, and the edge
-//! app's header policy on every response. Never logs input data.
+//! The component's export (`wasi:http/incoming-handler@0.2`, see `edge_core::http_glue`):
+//! dispatch, limits, and the edge app's header policy on every response. Never logs input data.
 
 use crate::engine;
 use crate::error::ApiError;
@@ -7,10 +7,9 @@ use crate::protocol::{self, Form, MAX_BODY};
 use crate::routes::{self, Route, MODELS_ROOT};
 use edge_core::app::{self, Body};
 use edge_core::config::Config;
-use edge_core::http_glue::{into_http, EdgeBody, RequestParts};
+use edge_core::http_glue::{read_body, respond, BodyError, RequestParts};
 use edge_core::policy::Kind;
-use http_body_util::{BodyExt as _, Limited};
-use spin_sdk::http::Request;
+use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
 struct Reply {
     status: u16,
@@ -60,7 +59,7 @@ fn manifest() -> Result<Vec<u8>, ApiError> {
     })
 }
 
-async fn reply(parts: &RequestParts, config: &Config, req: Request) -> Result<Reply, ApiError> {
+fn reply(parts: &RequestParts, config: &Config, req: IncomingRequest) -> Result<Reply, ApiError> {
     if !config.api {
         return Err(ApiError::new(
             403,
@@ -92,13 +91,7 @@ async fn reply(parts: &RequestParts, config: &Config, req: Request) -> Result<Re
         Route::Models | Route::Model(_) => Ok(method_not_allowed("GET, HEAD")),
         Route::Infer(_) if parts.method != "POST" => Ok(method_not_allowed("POST")),
         Route::Infer(name) => {
-            let header = |n: &str| {
-                parts
-                    .headers
-                    .iter()
-                    .find(|(k, _)| k == n)
-                    .map(|(_, v)| v.as_str())
-            };
+            let header = |n: &str| parts.header(n);
             let form = Form::of(header("content-type"))?;
             let too_large = || {
                 ApiError::new(
@@ -113,10 +106,12 @@ async fn reply(parts: &RequestParts, config: &Config, req: Request) -> Result<Re
             {
                 return Err(too_large());
             }
-            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-                Ok(c) => c.to_bytes(),
-                Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-                Err(_) => return Err(ApiError::bad("body", "the request body could not be read")),
+            let body = match read_body(req, MAX_BODY) {
+                Ok(b) => b,
+                Err(BodyError::TooLarge) => return Err(too_large()),
+                Err(BodyError::Unreadable) => {
+                    return Err(ApiError::bad("body", "the request body could not be read"))
+                }
             };
             let entry = routes::find(&manifest()?, name)?;
             if let Some(text) = protocol::parse_text(form, &body)? {
@@ -145,12 +140,21 @@ async fn reply(parts: &RequestParts, config: &Config, req: Request) -> Result<Re
     }
 }
 
-#[spin_sdk::http_service]
-async fn handle(req: Request) -> http::Response<EdgeBody> {
+struct Api;
+
+impl wasip2::exports::http::incoming_handler::Guest for Api {
+    fn handle(req: IncomingRequest, out: ResponseOutparam) {
+        respond(out, handle(req));
+    }
+}
+
+wasip2::http::proxy::export!(Api with_types_in wasip2);
+
+fn handle(req: IncomingRequest) -> app::Response {
     let parts = RequestParts::new(&req);
     let config = Config::from_lookup(|k| std::env::var(k).ok());
     let (r, config) = match config {
-        Ok(c) => (reply(&parts, &c, req).await.unwrap_or_else(Reply::from), c),
+        Ok(c) => (reply(&parts, &c, req).unwrap_or_else(Reply::from), c),
         Err(e) => {
             eprintln!("api: configuration error: {e}");
             let strict = Config {
@@ -187,5 +191,5 @@ async fn handle(req: Request) -> http::Response<EdgeBody> {
             Body::Bytes(r.body)
         },
     };
-    into_http(app::finish(resp, Kind::Resource, &config))
+    app::finish(resp, Kind::Resource, &config)
 }
