@@ -214,15 +214,6 @@ def test_bad_input_is_an_error_and_changes_nothing(wasm, files):
     assert wasm.encode(tok, TEXTS[40]) == before
 
 
-def test_report():
-    path = os.environ.get("SC_TEXT_REPORT")
-    if path:
-        p = Path(path)
-        data = json.loads(p.read_text()) if p.is_file() else {}
-        data["tokenizer"] = REPORT
-        p.write_text(json.dumps(data, indent=2))
-
-
 def mutations(good, seed=7, count=150):
     """tokenizer.json files damaged at the JSON level, where the crate's own code (not the JSON
     parser) has to cope: wrong types, absurd numbers, bad regexes, missing and unknown tokens."""
@@ -301,3 +292,12 @@ def test_damaged_tokenizers_are_errors_never_traps(wasm, files, name):
                 assert e.code == "invalid-argument", e
     assert loaded and refused
     REPORT.setdefault("damaged-files", {})[name] = {"loaded": loaded, "refused": refused}
+
+
+def test_report():
+    path = os.environ.get("SC_TEXT_REPORT")
+    if path:
+        p = Path(path)
+        data = json.loads(p.read_text()) if p.is_file() else {}
+        data["tokenizer"] = REPORT
+        p.write_text(json.dumps(data, indent=2))
