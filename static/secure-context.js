@@ -9,6 +9,8 @@
 //   document.body.append(frame);
 //   const ctx = await SecureContext.open({ frame, model: "digits", onProgress: console.log });
 //   const { probabilities } = await ctx.run({ input: { data, shape: [1, 1, 8, 8] } });
+//   // A text model (its manifest entry names a tokenizer): the sandbox tokenizes.
+//   const { logits, windows } = await ctx.run({ text: "Patient: Jane Roe, DOB 01/02/1960" });
 //
 // Protocol: every message is {v: 1, type, id, ...}; see sandbox.js for the schema.
 
@@ -142,17 +144,23 @@ export class SecureContext {
   }
 
   /**
-   * Runs the model. Inputs and outputs are keyed by tensor name.
-   * @param {Record<string, TensorValue>} inputs
+   * Runs the model. Inputs and outputs are keyed by tensor name. A text model takes
+   * `{ text }` instead: the sandbox tokenizes it with the model's own tokenizer (in windows of
+   * the manifest's `max_length` tokens), and the result has the outputs plus `windows`, each
+   * `{ offsets: Uint32Array (start, end pairs in UTF-16 units of text), specialTokensMask,
+   * length }`, one per row of the outputs (see text.js `entities`).
+   * @param {Record<string, TensorValue> | { text: string }} inputs
    * @returns {Promise<RunResult>} e.g. { probabilities: { data, shape: [1, 10] }, timings }
    */
   async run(inputs) {
-    if (!inputs || typeof inputs !== "object") throw new SecureContextError("invalid-argument", "run() needs { name: { data, shape } }");
+    if (!inputs || typeof inputs !== "object") throw new SecureContextError("invalid-argument", "run() needs { name: { data, shape } } or { text }");
     const t0 = performance.now();
-    const r = await this.#request({ type: "run", inputs });
+    const isText = Object.keys(inputs).length === 1 && typeof inputs.text === "string";
+    const r = await this.#request(isText ? { type: "run-text", text: inputs.text } : { type: "run", inputs });
     /** @type {any} */
     const out = {};
     for (const [name, v] of Object.entries(r.outputs)) out[name] = { data: v.data, shape: v.shape };
+    if (isText) out.windows = r.windows;
     out.timings = { ...r.timings, roundTripMs: performance.now() - t0 };
     return out;
   }

@@ -5,12 +5,15 @@
 //
 // Requests  (sandbox -> worker): {type:'load', id, bytes: ArrayBuffer, encoding}
 //                                {type:'run', id, inputs: [{name, shape:number[], data: Float32Array}]}
+//                                load-tokenizer, run-text: text models (text-worker.js)
 // Replies   (worker -> sandbox): {type:'boot', isolation}
 //                                {type:'loaded', id, info, engineVersion, timings}
 //                                {type:'result', id, outputs: [{name, shape, data}], timings}
 //                                {type:'error', id, code, message, fatal}
 
 /** @typedef {{code: string, message: string, fatal: boolean}} EngineFailure */
+
+import { loadTokenizer, runText } from "./text-worker.js";
 
 const isolation = {
   crossOriginIsolated: self.crossOriginIsolated === true,
@@ -141,14 +144,14 @@ function plainInfo(info) {
   };
 }
 
-/** @param {{name: string, shape: number[], data: Float32Array}[]} inputs */
+/** @param {{name: string, shape: number[], data: ArrayBufferView, type?: string}[]} inputs FP32 unless `type` says */
 function run(inputs) {
   if (!graph || !engine) throw Object.assign(new Error("no graph loaded"), { code: "not-loaded" });
   const { Tensor } = engine.tensor;
   const t0 = performance.now();
-  const tensors = inputs.map(({ name, shape, data }) => [
+  const tensors = inputs.map(({ name, shape, data, type = "FP32" }) => [
     name,
-    new Tensor(Uint32Array.from(shape), "FP32", new Uint8Array(data.buffer, data.byteOffset, data.byteLength)),
+    new Tensor(Uint32Array.from(shape), type, new Uint8Array(data.buffer, data.byteOffset, data.byteLength)),
   ]);
   let outs;
   try {
@@ -197,6 +200,13 @@ self.addEventListener("message", async (event) => {
       self.postMessage({ type: "loaded", id, ...r });
     } else if (msg.type === "run") {
       const r = run(msg.inputs);
+      self.postMessage({ type: "result", id, ...r }, r.outputs.map((o) => o.data.buffer));
+    } else if (msg.type === "load-tokenizer") {
+      const info = await loadTokenizer(new Uint8Array(msg.bytes), msg.maxLength, msg.stride);
+      self.postMessage({ type: "tokenizer-loaded", id, info });
+    } else if (msg.type === "run-text") {
+      const names = graph ? plainInfo(engine.introspection.describe(graph)).inputs.map((t) => t.name) : [];
+      const r = runText(msg.text, names, run);
       self.postMessage({ type: "result", id, ...r }, r.outputs.map((o) => o.data.buffer));
     } else {
       self.postMessage({ type: "error", id, code: "bad-message", message: `unknown request ${String(msg.type)}`, fatal: false });

@@ -1,6 +1,6 @@
-// Last step of scripts/build-web: content-hash the engine's core wasm files so they can be
-// cached forever (inference.core.wasm -> inference.core.<sha256[:8]>.wasm, with the
-// reference in the generated JS rewritten), then write asset-manifest.json:
+// Last step of scripts/build-web: content-hash the core wasm files of the engine and of the
+// tokenizer so they can be cached forever (inference.core.wasm -> inference.core.<sha256[:8]>.wasm,
+// with the reference in the generated JS rewritten), then write asset-manifest.json:
 //   { "<path relative to build/web>": { "sha256", "size", "content-type", "immutable" } }
 // Content types and the immutable rule come from the header policy's data (argument 2,
 // build/policy.json, written by `secure-context policy --json` from components/edge-core).
@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 
 const out = path.resolve(process.argv[2] ?? "build/web");
-const engineDir = path.join(out, "engine");
+const componentDirs = [path.join(out, "engine"), path.join(out, "text")];
 
 const policy = JSON.parse(fs.readFileSync(process.argv[3] ?? "build/policy.json", "utf8"));
 if (policy.format !== "secure-context-policy/1") throw new Error("finalize: unknown policy data format");
@@ -17,23 +17,25 @@ const IMMUTABLE = new RegExp(policy.cache.immutable_pattern);
 
 const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
 
-// 1. Hash and rename core wasm files; rewrite their references in the engine's JS.
-const jsFiles = fs.readdirSync(engineDir).filter((f) => f.endsWith(".js"));
-for (const wasm of fs.readdirSync(engineDir).filter((f) => /\.wasm$/.test(f))) {
-  const bytes = fs.readFileSync(path.join(engineDir, wasm));
-  const hashed = wasm.replace(/\.wasm$/, `.${sha256(bytes).slice(0, 8)}.wasm`);
-  let rewritten = 0;
-  for (const js of jsFiles) {
-    const p = path.join(engineDir, js);
-    const src = fs.readFileSync(p, "utf8");
-    const needle = `'./${wasm}'`;
-    if (src.includes(needle)) {
-      fs.writeFileSync(p, src.split(needle).join(`'./${hashed}'`));
-      rewritten++;
+// 1. Hash and rename core wasm files; rewrite their references in the component's JS.
+for (const engineDir of componentDirs) {
+  const jsFiles = fs.readdirSync(engineDir).filter((f) => f.endsWith(".js"));
+  for (const wasm of fs.readdirSync(engineDir).filter((f) => /\.wasm$/.test(f))) {
+    const bytes = fs.readFileSync(path.join(engineDir, wasm));
+    const hashed = wasm.replace(/\.wasm$/, `.${sha256(bytes).slice(0, 8)}.wasm`);
+    let rewritten = 0;
+    for (const js of jsFiles) {
+      const p = path.join(engineDir, js);
+      const src = fs.readFileSync(p, "utf8");
+      const needle = `'./${wasm}'`;
+      if (src.includes(needle)) {
+        fs.writeFileSync(p, src.split(needle).join(`'./${hashed}'`));
+        rewritten++;
+      }
     }
+    if (rewritten === 0) throw new Error(`no reference to ./${wasm} found in the engine JS`);
+    fs.renameSync(path.join(engineDir, wasm), path.join(engineDir, hashed));
   }
-  if (rewritten === 0) throw new Error(`no reference to ./${wasm} found in the engine JS`);
-  fs.renameSync(path.join(engineDir, wasm), path.join(engineDir, hashed));
 }
 
 // 2. Asset manifest over everything in the build.

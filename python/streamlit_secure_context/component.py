@@ -170,9 +170,14 @@ def prepare(
     manifest = read_manifest(base)
     entry = resolve_model(model_path, base, manifest)
     model_inputs = entry.get("inputs") or []
+    text = bool(entry.get("tokenizer"))
+    if text and inference_params is not None:
+        raise InferenceParamsError(
+            f"model {entry['name']!r} takes text, typed or pasted by the user in the browser: use "
+            "inference_params=None (the text never reaches Python), or the server-side API for text you already have")
     inputs = build_inputs(inference_params, model_inputs) if inference_params is not None else None
     mode = "data" if inputs is not None else "client"
-    if mode == "client" and len(model_inputs) != 1:
+    if mode == "client" and not text and len(model_inputs) != 1:
         raise InferenceParamsError("the in-browser input mode needs a model with exactly one input")
     # The page's origin as its browser reports it: only to say early when the page will not be
     # allowed to frame the sandbox. Who may frame it is the serving origin's configuration
@@ -205,6 +210,7 @@ def prepare(
         "returnResult": return_result,
         "labels": entry.get("labels"),
         "inputSpec": model_inputs[0] if len(model_inputs) == 1 else None,
+        "text": text,
         "timeoutMs": timeout_ms,
         "problems": problems,
     }
@@ -235,7 +241,10 @@ def streamlit_secure_context(
         sandbox frame, a document of the serving origin (not of the Streamlit page, which can
         neither read it nor see its events); the engine runs there, and only the outputs are
         posted back to the page and on to Python (nothing at all with return_result=False).
-        The raw input never exists in the Streamlit page nor reaches any server.
+        The raw input never exists in the Streamlit page nor reaches any server. For a text
+        model (its manifest entry names a tokenizer, e.g. ``"pii"``) the user types or pastes
+        text in the frame, where it is tokenized and run; only the outputs (e.g. ``logits``,
+        one row per token of each window) come back, never the text or its offsets.
     key: the Streamlit widget key (give one when the inputs change between reruns).
     base_url: the edge app serving the runtime (default: $SECURE_CONTEXT_URL, else a local
         server in this process on 127.0.0.1 serving the package's copy of build/web).

@@ -13,7 +13,7 @@
 //
 // data (from Python): {base, sandboxUrl, model, mode: "data"|"client", inputs, request, have,
 //   config: {coop, coep, csp, sandbox, requireHTTPS, requireIsolation}, expectedParent,
-//   returnResult, labels, inputSpec, timeoutMs}
+//   returnResult, labels, inputSpec, text, timeoutMs}
 
 const PROTOCOL_VERSION = 1;
 const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
@@ -83,7 +83,7 @@ class Session {
       el("div", { className: "sc-head" }, el("strong", {}, "secure-context"), " ", pill, " ", state), info, error);
     if (this.d.mode === "client") {
       box.append(el("p", { className: "sc-note" },
-        `Draw or pick a file in the frame below. It is served by ${new URL(this.d.sandboxUrl).origin}, which this page cannot read: `
+        `${this.d.text ? "Type or paste text" : "Draw or pick a file"} in the frame below. It is served by ${new URL(this.d.sandboxUrl).origin}, which this page cannot read: `
         + (this.d.returnResult ? "only the model's output comes back to the app." : "nothing comes back to the app.")));
     }
     box.append(out);
@@ -118,8 +118,8 @@ class Session {
     frame.setAttribute("referrerpolicy", "no-referrer");
     if (this.d.mode === "client") {
       // The user's input happens in this frame: visible and focusable.
-      frame.title = "secure-context input: draw or pick a file (stays in this frame)";
-      frame.className = "sc-frame sc-frame-input";
+      frame.title = `secure-context input: ${this.d.text ? "type or paste text" : "draw or pick a file"} (stays in this frame)`;
+      frame.className = this.d.text ? "sc-frame sc-frame-input sc-frame-text" : "sc-frame sc-frame-input";
     } else {
       frame.setAttribute("aria-hidden", "true");
       frame.tabIndex = -1;

@@ -9,6 +9,8 @@
 //            wait for Python's answer; then search the Streamlit page's DOM, every message it
 //            received, every request of the browser and every websocket frame for the file's
 //            name and values ($DRIVE_PRIVATE: {file, strings: [...], hex: [...]}).
+//   text     examples/pii_demo.py: type $DRIVE_PRIVATE's text ({text, strings, hex}) into the
+//            frame's text box, run, wait for Python's answer, then search like `file` does
 //   silent   tests/streamlit/app_checks.py?case=silent (return_result=False): draw in the first
 //            box's frame, wait for the frame's own result, report what reached the page
 //   error    wait for an exception / refusal message and return its text
@@ -40,7 +42,7 @@ try {
   // origins (the sandbox) are left alone.
   await context.addInitScript((origin) => {
     if (location.origin !== origin || window.top !== window) return;
-    const log = (globalThis.__scSeen = { messages: [], pointer: 0 });
+    const log = (globalThis.__scSeen = { messages: [], pointer: 0, keys: 0 });
     const plain = (v, depth = 0) => {
       if (ArrayBuffer.isView(v)) return { typed: v.constructor.name, values: Array.from(v) };
       if (Array.isArray(v)) return v.map((x) => plain(x, depth + 1));
@@ -49,6 +51,7 @@ try {
     };
     addEventListener("message", (e) => { try { log.messages.push({ origin: e.origin, data: plain(e.data) }); } catch { log.messages.push({ origin: e.origin, data: "<unserializable>" }); } }, true);
     for (const t of ["pointerdown", "pointermove", "pointerup", "mousedown", "mousemove", "mouseup"]) addEventListener(t, () => { log.pointer++; }, true);
+    for (const t of ["keydown", "keyup", "keypress", "input", "paste"]) addEventListener(t, () => { log.keys++; }, true);
   }, streamlitOrigin);
   const page = await context.newPage();
   page.on("console", (m) => { seen.console.push(m.text()); out.console.length < 20 && out.console.push(`${m.type()}: ${m.text()}`.slice(0, 400)); });
@@ -82,13 +85,13 @@ try {
       return list;
     });
     out.pageIsolated = await page.evaluate(() => self.crossOriginIsolated);
-  } else if (scenario === "draw" || scenario === "file" || scenario === "silent") {
-    if (scenario !== "silent") {
+  } else if (scenario === "draw" || scenario === "file" || scenario === "silent" || scenario === "text") {
+    if (scenario === "draw" || scenario === "file") {
       // let section 1 finish first: its result makes Streamlit rerun the script
       await page.locator("code", { hasText: "probabilities" }).first().waitFor({ timeout: deadline });
       await page.waitForTimeout(1000);
     }
-    const box = host.nth(scenario === "silent" ? 0 : 1);
+    const box = host.nth(scenario === "silent" || scenario === "text" ? 0 : 1);
     await box.locator('[data-role="model"]').filter({ hasText: "verified" }).waitFor({ timeout: deadline });
     // The input UI is in the sandbox document, not in the page.
     out.inputUiInPage = await box.evaluate((e) => e.querySelectorAll("canvas, input, button").length);
@@ -98,6 +101,7 @@ try {
     const inFrame = frame.locator('[data-role="input"]');
     await inFrame.waitFor({ timeout: deadline });
     const before = await page.evaluate(() => globalThis.__scSeen.pointer);
+    const keysBefore = await page.evaluate(() => globalThis.__scSeen.keys);
     const requestsBefore = seen.requests.length;
     const wsBefore = seen.ws.filter((f) => f.dir === "sent").length;
     if (scenario === "draw" || scenario === "silent") {
@@ -107,6 +111,12 @@ try {
       await page.mouse.down();
       for (let i = 1; i <= 12; i++) await page.mouse.move(b.x + b.width * 0.5, b.y + b.height * (0.15 + 0.7 * i / 12));
       await page.mouse.up();
+    } else if (scenario === "text") {
+      const priv = JSON.parse(fs.readFileSync(process.env.DRIVE_PRIVATE, "utf8"));
+      const area = frame.locator('[data-role="text"]');
+      await area.fill(priv.text.slice(0, -12));
+      await area.pressSequentially(priv.text.slice(-12)); // real key events for the tail
+      await frame.locator('[data-role="run"]').click();
     } else {
       const priv = JSON.parse(fs.readFileSync(process.env.DRIVE_PRIVATE, "utf8"));
       // a real click on the picker in the frame must open the browser's file chooser
@@ -118,7 +128,8 @@ try {
       await frame.locator('[data-role="input"][data-runs="1"]').waitFor({ timeout: deadline });
       // Nothing leaves the frame until the user sends the result (there is no Send when silent).
       if (scenario !== "silent") await frame.locator('[data-role="send"]').click({ timeout: deadline });
-      if (scenario !== "silent") await page.getByText("You drew a").waitFor({ timeout: deadline });
+      if (scenario === "text") await page.getByText("Tokens flagged").waitFor({ timeout: deadline });
+      else if (scenario !== "silent") await page.getByText("You drew a").waitFor({ timeout: deadline });
     } catch (e) {
       out.launcher = await box.innerText();
       throw e;
@@ -127,6 +138,9 @@ try {
     if (scenario === "silent") {
       out.pythonSaw = await page.getByText("silent result:").innerText();
       out.wsSentAfterInput = seen.ws.filter((f) => f.dir === "sent").length - wsBefore;
+    } else if (scenario === "text") {
+      out.flagged = await page.getByText("Tokens flagged").innerText();
+      out.frameEntities = await frame.locator('[data-role="input"]').getAttribute("data-entities");
     } else {
       out.drawn = await page.getByText("You drew a").innerText();
       out.code = await page.locator("code", { hasText: "result_of_your_input" }).first().innerText();
@@ -139,6 +153,7 @@ try {
     const fromSandbox = pageSeen.messages.filter((m) => m.origin === sandboxOrigin);
     out.privacy = {
       pointerEventsInPageWhileInputting: pageSeen.pointer - before,
+      keyEventsInPageWhileInputting: pageSeen.keys - keysBefore,
       // the page cannot reach into the frame's document
       pageCanReadFrame: await frameEl.evaluate((f) => { try { return f.contentDocument !== null || !!f.contentWindow.document; } catch { return false; } }),
       sandboxMessageTypes: [...new Set(fromSandbox.map((m) => m.data?.type))].sort(),
@@ -149,7 +164,7 @@ try {
       requestsAfterInput: seen.requests.slice(requestsBefore).map((r) => `${r.method} ${r.url}`),
       websocketFrames: seen.ws.length,
     };
-    if (scenario === "file") {
+    if (scenario === "file" || scenario === "text") {
       const priv = JSON.parse(fs.readFileSync(process.env.DRIVE_PRIVATE, "utf8"));
       const dom = await page.evaluate(() => {
         const parts = [];

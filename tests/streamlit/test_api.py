@@ -129,6 +129,14 @@ def test_prepare_client_mode(server):
     assert d["mode"] == "client" and d["inputs"] is None and d["inputSpec"]["name"] == "input" and d["returnResult"] is False
 
 
+def test_prepare_text_model_client_mode(server):
+    d = prepare("pii", None, None, base_url=server.origin)
+    assert d["mode"] == "client" and d["text"] is True and d["inputSpec"] is None
+    assert prepare("digits", None, None, base_url=server.origin)["text"] is False
+    with pytest.raises(InferenceParamsError, match="takes text, typed or pasted by the user in the browser"):
+        prepare("pii", None, {"input": [1, 2, 3]}, base_url=server.origin)
+
+
 def test_prepare_reports_a_weaker_served_policy(server):
     d = prepare("digits", {"csp": {"script-src": ["'self'"]}}, {"input": [0.0] * 64}, base_url=server.origin)
     assert d["problems"] == ["CSP script-src: the served policy allows 'wasm-unsafe-eval', which security_config does not "

@@ -3,8 +3,9 @@
 
 use crate::dtype::{self, Carrier, DType};
 use crate::error::ApiError;
-use crate::protocol::{InTensor, OutTensor};
-use crate::routes::{Entry, MODELS_ROOT};
+use crate::protocol::{InTensor, OutTensor, Window};
+use crate::routes::{Entry, TokenizerEntry, MODELS_ROOT};
+use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -12,6 +13,7 @@ use std::rc::Rc;
 wit_bindgen::generate!({ world: "client", path: "../../wit", generate_all });
 
 use secure_context::inference::introspection::{self, Dimension, GraphInfo};
+use secure_context::inference::tokenizer as tok;
 use wasi::nn::{errors, graph, tensor};
 
 pub struct Model {
@@ -23,6 +25,8 @@ pub struct Model {
 thread_local! {
     /// Loaded models by name and sha256: an instance the host reuses loads each model once.
     static MODELS: RefCell<HashMap<(String, String), Rc<Model>>> = RefCell::new(HashMap::new());
+    /// Tokenizers by the sha256 of their tokenizer.json, loaded once per instance.
+    static TOKENIZERS: RefCell<HashMap<String, Rc<tok::Tokenizer>>> = RefCell::new(HashMap::new());
 }
 
 fn nn_error(e: errors::Error) -> ApiError {
@@ -174,4 +178,113 @@ pub fn infer(m: &Model, inputs: Vec<InTensor>) -> Result<Vec<OutTensor>, ApiErro
         });
     }
     Ok(result)
+}
+
+/// A text model's tokenizer (the tokenizer component, composed in), verified against the
+/// manifest's sha256 and loaded on first use.
+fn tokenizer(m: &Model) -> Result<(Rc<tok::Tokenizer>, &TokenizerEntry), ApiError> {
+    let t = m.entry.tokenizer.as_ref().ok_or_else(|| {
+        ApiError::bad(
+            "bad-json",
+            format!(
+                "model \"{}\" takes tensors, not text (its manifest entry names no tokenizer)",
+                m.entry.name
+            ),
+        )
+    })?;
+    if let Some(k) = TOKENIZERS.with(|c| c.borrow().get(&t.sha256).cloned()) {
+        return Ok((k, t));
+    }
+    let bytes = std::fs::read(format!("{MODELS_ROOT}/{}", t.file)).map_err(|e| {
+        eprintln!("api: tokenizer of {}: {e}", m.entry.name);
+        ApiError::new(
+            503,
+            "model-unavailable",
+            format!("the tokenizer of model \"{}\" cannot be read", m.entry.name),
+        )
+    })?;
+    let digest: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if !digest.eq_ignore_ascii_case(&t.sha256) {
+        return Err(ApiError::new(
+            500,
+            "integrity",
+            format!(
+                "the tokenizer of model \"{}\" does not match the sha256 in its manifest",
+                m.entry.name
+            ),
+        ));
+    }
+    let k =
+        Rc::new(tok::Tokenizer::load(&bytes).map_err(|e| {
+            ApiError::new(500, "runtime-error", format!("tokenizer: {}", e.message))
+        })?);
+    TOKENIZERS.with(|c| c.borrow_mut().insert(t.sha256.clone(), k.clone()));
+    Ok((k, t))
+}
+
+/// Tokenizes `text` in the manifest's windows and runs them as one batch (padded, attention
+/// mask 0 on the padding), as the browser sandbox does.
+pub fn infer_text(m: &Model, text: &str) -> Result<(Vec<OutTensor>, Vec<Window>), ApiError> {
+    let (k, t) = tokenizer(m)?;
+    let options = tok::EncodeOptions {
+        add_special_tokens: true,
+        offsets: tok::OffsetUnit::CodePoints,
+        truncation: Some(tok::Truncation {
+            max_length: t.max_length,
+            stride: t.stride,
+        }),
+    };
+    let encoded = k.encode(text, None, options).map_err(|e| match e.code {
+        tok::ErrorCode::TooLarge => ApiError::new(413, "too-large", e.message),
+        _ => ApiError::bad("invalid-argument", e.message),
+    })?;
+    let encs: Vec<tok::Encoding> = std::iter::once(encoded.encoding)
+        .chain(encoded.overflowing)
+        .collect();
+    let n = encs.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+    let column = |f: fn(&tok::Encoding) -> &Vec<u32>| {
+        let mut raw = Vec::with_capacity(encs.len() * n * 8);
+        for e in &encs {
+            let v = f(e);
+            for i in 0..n {
+                raw.extend_from_slice(&i64::from(v.get(i).copied().unwrap_or(0)).to_le_bytes());
+            }
+        }
+        raw
+    };
+    let mut inputs = Vec::new();
+    for i in &m.info.inputs {
+        let carrier = match i.name.as_str() {
+            "input_ids" => column(|e| &e.ids),
+            "attention_mask" => column(|e| &e.attention_mask),
+            "token_type_ids" => column(|e| &e.type_ids),
+            other => {
+                return Err(ApiError::bad(
+                    "invalid-argument",
+                    format!(
+                        "a text model takes input_ids, attention_mask and token_type_ids, not \"{other}\""
+                    ),
+                ))
+            }
+        };
+        inputs.push(InTensor {
+            name: i.name.clone(),
+            dtype: DType::I64,
+            dims: vec![encs.len() as u32, n as u32],
+            carrier,
+        });
+    }
+    let outputs = infer(m, inputs)?;
+    let windows = encs
+        .into_iter()
+        .map(|e| Window {
+            offsets: e.offsets.iter().map(|s| (s.start, s.end)).collect(),
+            ids: e.ids,
+            special_tokens_mask: e.special_tokens_mask,
+        })
+        .collect();
+    Ok((outputs, windows))
 }

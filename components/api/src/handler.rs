@@ -107,13 +107,45 @@ fn reply(parts: &RequestParts, config: &Config, req: IncomingRequest) -> Result<
                 return Err(too_large());
             }
             let entry = routes::find(&manifest()?, name)?;
-            // Parsed as it arrives: the body is never held whole (see protocol.rs).
+            // Parsed as it arrives: a tensor body is never held whole (see protocol.rs).
             let reader = BodyReader::new(req, MAX_BODY)
                 .map_err(|_| ApiError::bad("body", "the request body could not be read"))?;
-            let inputs = protocol::parse_inputs_from(
-                form,
-                &mut std::io::BufReader::with_capacity(64 * 1024, reader),
-            )?;
+            let mut body = std::io::BufReader::with_capacity(64 * 1024, reader);
+            if entry.tokenizer.is_some() && form == Form::Json {
+                // A text model takes {"text": "..."} (or tensors of token ids): the body is
+                // read whole, within MAX_BODY, and parsed into typed fields, never a JSON tree.
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut body, &mut bytes).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::FileTooLarge {
+                        too_large()
+                    } else {
+                        ApiError::bad("body", "the request body could not be read")
+                    }
+                })?;
+                if let Some(text) = protocol::parse_text(form, &bytes)? {
+                    let model = engine::model(entry)?;
+                    let (outputs, windows) = engine::infer_text(&model, &text)?;
+                    let body =
+                        protocol::encode_text_outputs(name, &model.info.sha256, &outputs, &windows)?;
+                    return Ok(Reply {
+                        status: 200,
+                        content_type: Form::Json.content_type(),
+                        body,
+                        allow: None,
+                    });
+                }
+                let inputs = protocol::parse_inputs(form, &bytes)?;
+                let model = engine::model(entry)?;
+                let outputs = engine::infer(&model, inputs)?;
+                let body = protocol::encode_outputs(form, name, &model.info.sha256, &outputs)?;
+                return Ok(Reply {
+                    status: 200,
+                    content_type: form.content_type(),
+                    body,
+                    allow: None,
+                });
+            }
+            let inputs = protocol::parse_inputs_from(form, &mut body)?;
             let model = engine::model(entry)?;
             let outputs = engine::infer(&model, inputs)?;
             let body = protocol::encode_outputs(form, name, &model.info.sha256, &outputs)?;

@@ -120,6 +120,58 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Most UTF-16 units in a `{"text": ...}` request, as in the browser sandbox.
+pub const MAX_TEXT_UNITS: usize = 1 << 20;
+
+/// A text-model request: exactly `{"text": "..."}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextRequest {
+    text: String,
+}
+
+/// The text of a text-model request, `{"text": "..."}` (JSON only); None when the body is
+/// something else (then it is parsed as tensors, and errors are reported from there). Read into
+/// a typed field, never a JSON tree, so a junk body costs no more than its bytes.
+pub fn parse_text(form: Form, body: &[u8]) -> Result<Option<String>, ApiError> {
+    if form != Form::Json {
+        return Ok(None);
+    }
+    #[derive(serde::Deserialize)]
+    struct Probe<'a> {
+        #[serde(borrow, default)]
+        text: Option<&'a serde_json::value::RawValue>,
+        #[serde(flatten)]
+        rest: std::collections::BTreeMap<&'a str, serde::de::IgnoredAny>,
+    }
+    let Ok(probe) = serde_json::from_slice::<Probe>(body) else {
+        return Ok(None);
+    };
+    if probe.text.is_none() {
+        return Ok(None);
+    }
+    if let Some(k) = probe.rest.keys().next() {
+        return Err(bad(
+            "bad-json",
+            format!("unknown field {k:?} next to \"text\""),
+        ));
+    }
+    let text = serde_json::from_slice::<TextRequest>(body)
+        .map_err(|_| bad("bad-json", "\"text\" must be a string"))?
+        .text;
+    if text.is_empty() {
+        return Err(bad("bad-json", "\"text\" is empty"));
+    }
+    if text.encode_utf16().count() > MAX_TEXT_UNITS {
+        return Err(ApiError::new(
+            413,
+            "too-large",
+            format!("\"text\" is over {MAX_TEXT_UNITS} characters (UTF-16 units)"),
+        ));
+    }
+    Ok(Some(text))
+}
+
 /// Parses the inputs of an infer request held in memory.
 pub fn parse_inputs(form: Form, body: &[u8]) -> Result<Vec<InTensor>, ApiError> {
     match form {
@@ -302,6 +354,38 @@ fn parse_safetensors_bytes(body: &[u8]) -> Result<Vec<InTensor>, ApiError> {
     Ok(out)
 }
 
+/// One tokenized window of a text request: what maps its row of the outputs back to the text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    pub ids: Vec<u32>,
+    /// (start, end) in Unicode code points of the request's text (Python `str` indices).
+    pub offsets: Vec<(u32, u32)>,
+    pub special_tokens_mask: Vec<u32>,
+}
+
+/// The response to a text request: the outputs as in the JSON form, and the windows.
+pub fn encode_text_outputs(
+    model: &str,
+    sha256: &str,
+    outputs: &[OutTensor],
+    windows: &[Window],
+) -> Result<Vec<u8>, ApiError> {
+    let body = encode_outputs(Form::Json, model, sha256, outputs)?;
+    let mut v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(500, "runtime-error", format!("encoding outputs: {e}")))?;
+    v["windows"] = windows
+        .iter()
+        .map(|w| {
+            serde_json::json!({
+                "ids": w.ids,
+                "offsets": w.offsets.iter().map(|&(s, e)| [s, e]).collect::<Vec<_>>(),
+                "special_tokens_mask": w.special_tokens_mask,
+            })
+        })
+        .collect();
+    Ok(v.to_string().into_bytes())
+}
+
 /// The response body for the outputs of `model` (its manifest name and sha256).
 pub fn encode_outputs(
     form: Form,
@@ -354,6 +438,24 @@ pub fn encode_outputs(
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+
+    #[test]
+    fn text_requests() {
+        let t = |v: Value| parse_text(Form::Json, v.to_string().as_bytes());
+        assert_eq!(t(json!({"text": "a b"})).unwrap().as_deref(), Some("a b"));
+        assert_eq!(t(json!({"inputs": {}})).unwrap(), None);
+        assert_eq!(parse_text(Form::Safetensors, b"{}").unwrap(), None);
+        assert_eq!(parse_text(Form::Json, b"not json").unwrap(), None);
+        for bad in [
+            json!({"text": 3}),
+            json!({"text": ""}),
+            json!({"text": "a", "inputs": {}}),
+        ] {
+            assert_eq!(t(bad.clone()).unwrap_err().code, "bad-json", "{bad}");
+        }
+        let long = "x".repeat(MAX_TEXT_UNITS + 1);
+        assert_eq!(t(json!({ "text": long })).unwrap_err().status, 413);
+    }
 
     fn err(body: Value) -> ApiError {
         parse_inputs(Form::Json, body.to_string().as_bytes()).unwrap_err()

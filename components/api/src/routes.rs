@@ -47,6 +47,18 @@ pub struct Entry {
     pub file: String,
     pub format: String,
     pub sha256: String,
+    /// A text model's tokenizer: the API tokenizes `{"text": ...}` requests with it.
+    #[serde(default)]
+    pub tokenizer: Option<TokenizerEntry>,
+}
+
+/// The manifest's `tokenizer` of a text model (models/manifest.py writes it).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenizerEntry {
+    pub file: String,
+    pub sha256: String,
+    pub max_length: u32,
+    pub stride: u32,
 }
 
 #[derive(Deserialize)]
@@ -74,9 +86,16 @@ pub fn find(manifest: &[u8], name: &str) -> Result<Entry, ApiError> {
                 format!("no model named \"{name}\"; GET /api/models lists them"),
             )
         })?;
+    let hex = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
     let plain_file = valid_name(&e.file);
-    let hex = e.sha256.len() == 64 && e.sha256.bytes().all(|b| b.is_ascii_hexdigit());
-    if !plain_file || !hex || !matches!(e.format.as_str(), "onnx" | "tflite") {
+    let tokenizer_ok = e.tokenizer.as_ref().is_none_or(|t| {
+        valid_name(&t.file) && hex(&t.sha256) && t.max_length >= 4 && t.stride < t.max_length / 2
+    });
+    if !plain_file
+        || !hex(&e.sha256)
+        || !tokenizer_ok
+        || !matches!(e.format.as_str(), "onnx" | "tflite")
+    {
         return Err(ApiError::new(
             500,
             "manifest",
@@ -123,6 +142,22 @@ mod tests {
             find(m("m.onnx").as_bytes(), "x").unwrap_err().code,
             "unknown-model"
         );
+        let tok = |file: &str, stride: u32| {
+            format!(
+                r#"{{"models":[{{"name":"m","file":"m.onnx","format":"onnx","sha256":"{0}",
+                "tokenizer":{{"file":"{file}","sha256":"{0}","max_length":512,"stride":{stride}}}}}]}}"#,
+                "a".repeat(64)
+            )
+        };
+        let t = find(tok("m.tokenizer.json", 64).as_bytes(), "m").unwrap();
+        assert_eq!(t.tokenizer.unwrap().max_length, 512);
+        for (file, stride) in [("../t.json", 64), ("t.json", 256), (".t", 0)] {
+            assert_eq!(
+                find(tok(file, stride).as_bytes(), "m").unwrap_err().code,
+                "manifest",
+                "{file} {stride}"
+            );
+        }
         for bad in ["../m.onnx", "/etc/passwd", ".m", "a/b"] {
             assert_eq!(
                 find(m(bad).as_bytes(), "m").unwrap_err().code,

@@ -1,0 +1,119 @@
+// Text models in the sandbox document: the manifest's tokenizer entry, the limits on a text, and
+// the text input mode (a text box inside this document, so typed or pasted text exists only in
+// the serving origin's isolated context; the embedding page gets at most the model's outputs).
+// DOM calls only: no innerHTML, nothing for Trusted Types to refuse.
+
+import { entities, pieces } from "./text.js";
+
+/** UTF-16 units; the tokenizer component's own limit is 4 MiB of UTF-8 (3 bytes a unit at most). */
+export const MAX_TEXT_UNITS = 1 << 20;
+const MAX_TOKENIZER_BYTES = 64 * 1024 * 1024;
+
+/** @returns {string | null} what is wrong with `text`, or null */
+export function checkText(text) {
+  if (typeof text !== "string") return "text must be a string";
+  if (text.length === 0) return "text is empty";
+  if (text.length > MAX_TEXT_UNITS) return `text is over ${MAX_TEXT_UNITS} characters`;
+  return null;
+}
+
+/**
+ * The manifest entry's `tokenizer`, checked like the model itself is; null for other models.
+ * @param {any} entry @param {string} manifestUrl
+ * @param {(hex: string) => string} hexToBase64
+ */
+export function tokenizerSpec(entry, manifestUrl, hexToBase64) {
+  const t = entry.tokenizer;
+  if (t === undefined) return null;
+  const bad = (what) => Object.assign(new Error(`model "${entry.name}": tokenizer ${what}`), { code: "manifest" });
+  if (!t || typeof t !== "object") throw bad("must be an object");
+  if (typeof t.file !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(t.file)) throw bad("has a bad file name");
+  if (typeof t.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(t.sha256)) throw bad("has a bad sha256");
+  if (t.integrity !== `sha256-${hexToBase64(t.sha256)}`) throw bad("integrity does not match its sha256");
+  if (!Number.isSafeInteger(t.size) || t.size <= 0 || t.size > MAX_TOKENIZER_BYTES) throw bad(`size ${t.size} is outside (0, ${MAX_TOKENIZER_BYTES}]`);
+  if (!Number.isInteger(t.max_length) || t.max_length < 4 || t.max_length > 8192) throw bad("max_length must be an integer in [4, 8192]");
+  if (!Number.isInteger(t.stride) || t.stride < 0 || t.stride >= t.max_length / 2) throw bad("stride must be an integer in [0, max_length / 2)");
+  return {
+    name: `${entry.name} tokenizer`,
+    file: t.file,
+    sha256: t.sha256,
+    integrity: t.integrity,
+    size: t.size,
+    maxLength: t.max_length,
+    stride: t.stride,
+    url: new URL(`./${t.file}`, manifestUrl).href,
+  };
+}
+
+function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "dataset") Object.assign(e.dataset, v);
+    else if (k in e) e[k] = v;
+    else e.setAttribute(k, v);
+  }
+  e.append(...children);
+  return e;
+}
+
+/**
+ * Shows a text box; on Run, the model runs on its text here and the entities are shown here.
+ * Outputs leave only when the user presses Send (and `send` exists).
+ * @param {{ labels?: string[],
+ *           send: ((outputs: Record<string, {data: Float32Array, shape: number[]}>) => void) | null,
+ *           run: (text: string) => Promise<{outputs: Record<string, {data: Float32Array, shape: number[]}>, windows: any[]}> }} options
+ */
+export function mountTextInput({ labels, run, send }) {
+  const reporting = send !== null;
+  const note = el("p", { className: "in-note" },
+    reporting
+      ? "Your text stays in this sandbox; only the model's output goes to the app, when you press Send."
+      : "Your text stays in this sandbox; nothing is sent to the app.");
+  const area = el("textarea", { className: "in-text", rows: 8, spellcheck: false, dataset: { role: "text" },
+    placeholder: "Type or paste a note here" });
+  const go = el("button", { type: "button", className: "in-btn in-primary", dataset: { role: "run" } }, "Find personal data");
+  const out = el("div", { className: "in-marked", dataset: { role: "result" } });
+  /** The outputs of the last run, until they are sent or replaced. */
+  let last = null;
+  const sendBtn = el("button", { type: "button", className: "in-btn in-primary", dataset: { role: "send" }, disabled: true }, "Send to the app");
+  sendBtn.addEventListener("click", () => {
+    if (!last || !send) return;
+    send(last);
+    last = null;
+    sendBtn.disabled = true;
+    box.dataset.sent = String(Number(box.dataset.sent ?? 0) + 1);
+  });
+  const box = el("section", { className: "in-box", dataset: { role: "input" } }, note, area, el("div", { className: "in-row" }, go), out);
+  if (reporting) box.append(el("div", { className: "in-row" }, sendBtn));
+  document.body.append(box);
+  document.documentElement.dataset.ui = "input";
+
+  let busy = Promise.resolve();
+  go.addEventListener("click", () => {
+    const text = area.value;
+    busy = busy.then(async () => {
+      out.replaceChildren("running…");
+      box.dataset.state = "running";
+      last = null;
+      sendBtn.disabled = true;
+      try {
+        const problem = checkText(text);
+        if (problem) throw new Error(problem);
+        const r = await run(text);
+        const logits = Object.values(r.outputs)[0];
+        const found = labels ? entities(text, logits, r.windows, labels) : [];
+        out.replaceChildren(...pieces(text, found).map((p) => p.entity
+          ? el("mark", { title: `${p.entity.label} ${(p.entity.score * 100).toFixed(0)}%`, dataset: { label: p.entity.label } }, `[${p.entity.label}]`)
+          : p.text));
+        last = r.outputs;
+        sendBtn.disabled = false;
+        box.dataset.entities = String(found.length);
+        box.dataset.state = "done";
+        box.dataset.runs = String(Number(box.dataset.runs ?? 0) + 1);
+      } catch (e) {
+        out.replaceChildren(e?.message ?? String(e));
+        box.dataset.state = "error";
+      }
+    });
+  });
+}
