@@ -29,15 +29,14 @@ ENTRY = next(m for m in MANIFEST["models"] if m["name"] == "pii")
 MAX_LENGTH, STRIDE = ENTRY["tokenizer"]["max_length"], ENTRY["tokenizer"]["stride"]
 LONG = "\n\n".join(NOTES) * 3
 TEXTS = [*NOTES, LONG]
-# Logits reach about +-12; measured engine vs onnxruntime gap ~6e-3 (4-bit block scales rounded
-# to fp16 in the engine, issue #13 item 2). See test_pii_model.py.
-ATOL = 1e-2
+# Logits reach about +-12. With the 4-bit block scales kept exact (issue #13 item 2) the engine is
+# within ~1e-5 of onnxruntime, about onnxruntime's own spread between its optimization levels
+# (~1.1e-5, measured in test_pii_model.py); 2e-4 leaves room for FMA vs mul+add across builds.
+ATOL = 2e-4
 
-# The engine refuses this export's named dims in `value_info` until issue #13 item 1 lands
-# (`Impossible to unify Sym(batch_size) with Val(1)`). Until then the engine is given a copy with
-# `value_info` stripped (a test fixture; the product ships the file as it is); onnxruntime
-# always gets the original. Set to False once the engine loads the original.
-STRIP_VALUE_INFO = True
+# Whether the engine gets a copy with `value_info` stripped. It loads the original export, named
+# dims and all, since issue #13 item 1; kept as a switch for bisecting engine regressions.
+STRIP_VALUE_INFO = False
 
 
 def model_file():
