@@ -7,7 +7,8 @@ import fs from "node:fs";
 import path from "node:path";
 
 const out = path.resolve(process.argv[2] ?? "build/web");
-const engineDir = path.join(out, "engine");
+// engine/ (relaxed SIMD) and engine-baseline/ (simd128 only): see static/engine-variant.js.
+const engineDirs = fs.readdirSync(out).filter((d) => /^engine(-[a-z0-9]+)?$/.test(d)).map((d) => path.join(out, d));
 
 const CONTENT_TYPES = {
   ".html": "text/html; charset=utf-8",
@@ -26,22 +27,29 @@ const CONTENT_TYPES = {
 const sha256 = (buf) => createHash("sha256").update(buf).digest("hex");
 
 // 1. Hash and rename core wasm files; rewrite their references in the engine's JS.
-const jsFiles = fs.readdirSync(engineDir).filter((f) => f.endsWith(".js"));
-for (const wasm of fs.readdirSync(engineDir).filter((f) => /\.wasm$/.test(f))) {
-  const bytes = fs.readFileSync(path.join(engineDir, wasm));
-  const hashed = wasm.replace(/\.wasm$/, `.${sha256(bytes).slice(0, 8)}.wasm`);
-  let rewritten = 0;
-  for (const js of jsFiles) {
-    const p = path.join(engineDir, js);
-    const src = fs.readFileSync(p, "utf8");
-    const needle = `'./${wasm}'`;
-    if (src.includes(needle)) {
-      fs.writeFileSync(p, src.split(needle).join(`'./${hashed}'`));
-      rewritten++;
+for (const engineDir of engineDirs) {
+  const jsFiles = fs.readdirSync(engineDir).filter((f) => f.endsWith(".js"));
+  for (const wasm of fs.readdirSync(engineDir).filter((f) => /\.wasm$/.test(f))) {
+    const bytes = fs.readFileSync(path.join(engineDir, wasm));
+    const hashed = wasm.replace(/\.wasm$/, `.${sha256(bytes).slice(0, 8)}.wasm`);
+    let rewritten = 0;
+    for (const js of jsFiles) {
+      const p = path.join(engineDir, js);
+      let src = fs.readFileSync(p, "utf8");
+      // jco writes '...'; a minified bundle (web/bundle.mjs) may have turned it into "...".
+      const before = rewritten;
+      for (const q of ["'", '"']) {
+        const needle = `${q}./${wasm}${q}`;
+        if (src.includes(needle)) {
+          src = src.split(needle).join(`${q}./${hashed}${q}`);
+          rewritten++;
+        }
+      }
+      if (rewritten > before) fs.writeFileSync(p, src);
     }
+    if (rewritten === 0) throw new Error(`no reference to ./${wasm} found in the engine JS`);
+    fs.renameSync(path.join(engineDir, wasm), path.join(engineDir, hashed));
   }
-  if (rewritten === 0) throw new Error(`no reference to ./${wasm} found in the engine JS`);
-  fs.renameSync(path.join(engineDir, wasm), path.join(engineDir, hashed));
 }
 
 // 2. Asset manifest over everything in the build.
