@@ -31,19 +31,10 @@
 
 import { mountInput } from "./sandbox-input.js";
 import { checkText, mountTextInput, tokenizerSpec } from "./sandbox-text.js";
+import { LIMITS, validateInputs, checkAgainstGraph as checkInputsAgainstGraph } from "./run-inputs.js";
 
 const PROTOCOL_VERSION = 1;
 const CACHE_NAME = "secure-context-models-v1";
-const LIMITS = Object.freeze({
-  maxModelBytes: 256 * 1024 * 1024,
-  maxInputBytes: 64 * 1024 * 1024,
-  maxInputs: 16,
-  maxRank: 8,
-  maxDim: 1 << 24,
-  maxString: 256,
-  minTimeoutMs: 100,
-  maxTimeoutMs: 10 * 60 * 1000,
-});
 const DEFAULT_TIMEOUT_MS = 30000;
 const ENCODINGS = { onnx: "onnx", tflite: "tensorflowlite", tensorflowlite: "tensorflowlite" };
 
@@ -136,6 +127,7 @@ let workerIsolation = null;
 /** @type {{bytes: Uint8Array, maxLength: number, stride: number} | null} */ let tokenizerFile = null;
 let graphInfo = null;
 let engineVersion = null;
+let engineBuild = null; // "relaxed-simd" or "simd128": static/engine-variant.js
 let timeoutMs = DEFAULT_TIMEOUT_MS;
 let requireIsolation = false;
 let parentOrigin = ancestor;
@@ -178,7 +170,7 @@ function statusSnapshot() {
         : "not cross-origin isolated: the engine runs single-threaded without SharedArrayBuffer",
     },
     model: model ? { ...model } : null,
-    engine: engineVersion ? { version: engineVersion } : null,
+    engine: engineVersion ? { version: engineVersion, build: engineBuild } : null,
     graph: graphInfo,
     counters: reportedCountersNow(),
     allowedOrigins: [...allowed],
@@ -239,49 +231,9 @@ function validate(msg) {
   return null;
 }
 
-function validateInputs(inputs) {
-  if (!inputs || typeof inputs !== "object" || Object.getPrototypeOf(inputs) !== Object.prototype) return "run.inputs must be an object {name: {data, shape}}";
-  const names = Object.keys(inputs);
-  if (names.length === 0 || names.length > LIMITS.maxInputs) return `run.inputs must name 1..${LIMITS.maxInputs} tensors`;
-  let total = 0;
-  for (const name of names) {
-    if (name.length === 0 || name.length > LIMITS.maxString) return "input names are 1..256 characters";
-    const t = inputs[name];
-    if (!t || typeof t !== "object" || Object.getPrototypeOf(t) !== Object.prototype) return `input ${name}: {data, shape} expected`;
-    for (const k of Object.keys(t)) if (k !== "data" && k !== "shape") return `input ${name}: unexpected field ${JSON.stringify(k.slice(0, 40))}`;
-    if (!(t.data instanceof Float32Array)) return `input ${name}: data must be a Float32Array`;
-    if (!Array.isArray(t.shape) || t.shape.length === 0 || t.shape.length > LIMITS.maxRank) return `input ${name}: shape must be an array of 1..${LIMITS.maxRank} dimensions`;
-    let n = 1;
-    for (const d of t.shape) {
-      if (!Number.isInteger(d) || d < 1 || d > LIMITS.maxDim) return `input ${name}: dimensions are integers in [1, ${LIMITS.maxDim}]`;
-      n *= d;
-    }
-    if (n !== t.data.length) return `input ${name}: shape ${JSON.stringify(t.shape)} holds ${n} values, data has ${t.data.length}`;
-    total += t.data.byteLength;
-    if (total > LIMITS.maxInputBytes) return `inputs exceed ${LIMITS.maxInputBytes} bytes`;
-  }
-  return null;
-}
-
-/** Against the loaded graph: names and fixed dimensions. */
+/** Against the loaded graph: names and fixed dimensions (static/run-inputs.js). */
 function checkAgainstGraph(inputs) {
-  if (!graphInfo) return;
-  const declared = new Map(graphInfo.inputs.map((t) => [t.name, t]));
-  for (const [name, t] of Object.entries(inputs)) {
-    const d = declared.get(name);
-    if (!d) throw new SandboxError("invalid-argument", `the model has no input "${name}" (inputs: ${[...declared.keys()].join(", ")})`);
-    if (d.shape) {
-      if (d.shape.length !== t.shape.length) throw new SandboxError("invalid-argument", `input ${name}: rank ${t.shape.length}, the model wants ${d.shape.length}`);
-      d.shape.forEach((want, i) => {
-        if (typeof want === "number" && want !== t.shape[i]) {
-          throw new SandboxError("invalid-argument", `input ${name}: dimension ${i} is ${t.shape[i]}, the model wants ${want}`);
-        }
-      });
-    }
-  }
-  for (const name of declared.keys()) {
-    if (!(name in inputs)) throw new SandboxError("invalid-argument", `missing input "${name}"`);
-  }
+  checkInputsAgainstGraph(inputs, graphInfo);
 }
 
 addEventListener("message", (event) => {
@@ -330,15 +282,17 @@ async function handle(msg, origin) {
       if (msg.input && !tokenizerFile && !(graphInfo?.inputs?.length === 1 && Array.isArray(graphInfo.inputs[0].shape))) {
         throw new SandboxError("invalid-argument", "input mode needs a model with exactly one input of known rank");
       }
+      direct.origin = origin;
       reply(origin, {
         type: "ready",
         id: msg.id,
         model: { ...model },
-        engine: { version: engineVersion },
+        engine: { version: engineVersion, build: engineBuild },
         graph: graphInfo,
         isolation: statusSnapshot().isolation,
         timings: { ...loadTimings },
       });
+      direct.offer();
       if (msg.input) startInput(msg.input.report, msg.id, origin);
       return;
     }
@@ -616,6 +570,7 @@ async function init(name, progress) {
   }
   graphInfo = loaded.info;
   engineVersion = loaded.engineVersion;
+  engineBuild = loaded.engineBuild;
   Object.assign(loadTimings, {
     manifestMs: t1 - t0,
     [source === "cache" ? "cacheReadMs" : "downloadMs"]: t2 - t1,
@@ -670,6 +625,7 @@ const engine = new (class Engine {
 
   onMessage(msg) {
     if (!msg || typeof msg !== "object" || msg.type === "boot") return;
+    if (msg.type === "port-run" || msg.type === "port-done") return direct.onWorker(msg);
     const p = this.pending.get(msg.id);
     if (!p) return;
     this.pending.delete(msg.id);
@@ -711,7 +667,7 @@ const engine = new (class Engine {
       return loaded;
     })();
     this.loading = p;
-    p.catch(() => { if (this.loading === p) this.loading = null; });
+    p.then(() => { if (this.loading === p) direct.offer(); }, () => { if (this.loading === p) this.loading = null; });
     return p;
   }
 
@@ -763,14 +719,16 @@ const engine = new (class Engine {
   }
 
   /** Terminate and start afresh (graph reloaded from the verified bytes in memory). */
-  restart() {
-    this.kill();
+  restart(reason = undefined) {
+    this.kill(reason);
     counters.workerRestarts++;
     render();
     if (modelBytes && state === "ready") this.load().catch(() => { /* reported by the next run */ });
   }
 
-  kill() {
+  /** @param {{code: string, message: string, retry: boolean}} [reason] told to the page's port */
+  kill(reason = { code: "cancelled", message: "the engine was restarted", retry: true }) {
+    direct.closed(reason);
     this.generation++;
     this.worker?.terminate();
     this.worker = null;
@@ -784,6 +742,7 @@ const engine = new (class Engine {
   }
 
   fail(err) {
+    direct.closed({ code: err.code, message: err.message, retry: false });
     for (const [, p] of this.pending) {
       clearTimeout(p.timer);
       p.reject(err);
@@ -798,23 +757,80 @@ const engine = new (class Engine {
   cancelAll() {
     const queued = this.queue.splice(0);
     for (const t of queued) t.reject(new SandboxError("cancelled", "cancelled"));
-    const running = [...this.pending.keys()].length;
+    const running = [...this.pending.keys()].length + (direct.running ? 1 : 0);
     if (running > 0) {
       for (const [, p] of this.pending) {
         clearTimeout(p.timer);
         p.reject(new SandboxError("cancelled", "cancelled"));
       }
       this.pending.clear();
-      this.restart();
+      this.restart({ code: "cancelled", message: "cancelled", retry: false });
     }
     return queued.length + running;
   }
 
   stop() {
     this.queue.splice(0).forEach((t) => t.reject(new SandboxError("closed", "the sandbox was closed")));
-    this.kill();
+    this.kill({ code: "closed", message: "the sandbox was closed", retry: false });
+    direct.origin = null;
   }
 })();
+
+// ---------------------------------------------------------------------------------------
+// The page's direct port to the worker (static/run-port.js has the why and the protocol).
+// Runs on it skip this document; it still times them out, counts them and restarts the worker.
+// Sandbox -> page: {type: "port", id: 0} with the port in event.ports once a graph is loaded
+// (again after every restart), {type: "port-closed", id: 0, running, code, message, retry} when
+// the worker is stopped: the run `running` failed with `code`; with retry the page sends its
+// other unanswered port runs again (through this document until the next port comes).
+
+const direct = {
+  /** @type {string | null} the parent's checked origin, once init succeeded */ origin: null,
+  offered: false, // a port is out for the current worker
+  /** @type {{id: number, timer: number} | null} */ running: null,
+
+  offer() {
+    if (!this.origin || !engine.worker || this.offered || state !== "ready") return;
+    const ch = new MessageChannel();
+    engine.worker.postMessage({ type: "port", port: ch.port1 }, [ch.port1]);
+    reply(this.origin, { type: "port", id: 0 }, [ch.port2]);
+    this.offered = true;
+  },
+
+  onWorker(msg) {
+    if (msg.type === "port-run") {
+      const id = msg.id;
+      this.running = {
+        id,
+        timer: setTimeout(() => {
+          if (this.running?.id !== id) return;
+          counters.timeouts++;
+          engine.restart({ code: "timeout", message: `no answer within ${timeoutMs} ms; the engine was stopped and restarted`, retry: true });
+        }, timeoutMs),
+      };
+      return;
+    }
+    if (this.running && this.running.id === msg.id) clearTimeout(this.running.timer);
+    if (msg.outcome === "ok") counters.runs++;
+    else if (msg.outcome === "rejected") counters.rejected++;
+    else counters.errors++;
+    render();
+    if (msg.fatal) {
+      engine.restart({ code: String(msg.code), message: String(msg.message), retry: true });
+    }
+    this.running = null;
+  },
+
+  /** The worker is going away: the page's port dies with it. */
+  closed(reason) {
+    if (this.running) clearTimeout(this.running.timer);
+    if (this.offered && this.origin) {
+      reply(this.origin, { type: "port-closed", id: 0, running: this.running?.id ?? null, ...reason });
+    }
+    this.running = null;
+    this.offered = false;
+  },
+};
 
 // ---------------------------------------------------------------------------------------
 

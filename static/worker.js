@@ -6,13 +6,16 @@
 // Requests  (sandbox -> worker): {type:'load', id, bytes: ArrayBuffer, encoding}
 //                                {type:'run', id, inputs: [{name, shape:number[], data: Float32Array}]}
 //                                load-tokenizer, run-text: text models (text-worker.js)
+//                                {type:'port', port: MessagePort}  the page's direct line (run-port.js)
 // Replies   (worker -> sandbox): {type:'boot', isolation}
-//                                {type:'loaded', id, info, engineVersion, timings}
+//                                {type:'loaded', id, info, engineVersion, engineBuild, timings}
 //                                {type:'result', id, outputs: [{name, shape, data}], timings}
 //                                {type:'error', id, code, message, fatal}
 
 /** @typedef {{code: string, message: string, fatal: boolean}} EngineFailure */
 
+import { engineVariant } from "./engine-variant.js";
+import { servePort } from "./run-port.js";
 import { loadTokenizer, runText } from "./text-worker.js";
 
 const isolation = {
@@ -22,6 +25,7 @@ const isolation = {
 
 /** @type {any} */ let engine = null;
 /** @type {any} */ let graph = null;
+/** @type {any} */ let graphInfo = null;
 /** @type {any} */ let context = null;
 let poisoned = false;
 
@@ -63,9 +67,10 @@ function toFailure(e) {
 }
 
 /** @type {Promise<any> | null} */ let engineImport = null;
+const variant = engineVariant();
 
 async function getEngine() {
-  engineImport ??= import("./engine/inference.js");
+  engineImport ??= import(variant.module);
   engine ??= await engineImport;
   return engine;
 }
@@ -94,11 +99,13 @@ async function load(bytes, encoding) {
   context = c;
   const t2 = performance.now();
   const info = plainInfo(e.introspection.describe(graph));
+  graphInfo = info;
   const t3 = performance.now();
   const warmed = warmUp(info);
   return {
     info,
     engineVersion: e.introspection.engineVersion(),
+    engineBuild: variant.build,
     timings: { engineInitMs: t1 - t0, graphLoadMs: t2 - t1, ...(warmed ? { warmupMs: performance.now() - t3 } : {}) },
   };
 }
@@ -198,6 +205,14 @@ self.addEventListener("message", async (event) => {
     if (msg.type === "load") {
       const r = await load(new Uint8Array(msg.bytes), msg.encoding);
       self.postMessage({ type: "loaded", id, ...r });
+    } else if (msg.type === "port" && msg.port instanceof MessagePort) {
+      servePort(msg.port, {
+        run,
+        graphInfo: () => graphInfo,
+        failure: toFailure,
+        usable: () => !poisoned,
+        notify: (m) => self.postMessage(m),
+      });
     } else if (msg.type === "run") {
       const r = run(msg.inputs);
       self.postMessage({ type: "result", id, ...r }, r.outputs.map((o) => o.data.buffer));

@@ -9,7 +9,11 @@ import fs from "node:fs";
 import path from "node:path";
 
 const out = path.resolve(process.argv[2] ?? "build/web");
-const componentDirs = [path.join(out, "engine"), path.join(out, "text")];
+// engine/ (relaxed SIMD), engine-baseline/ (simd128 only; see static/engine-variant.js) and text/
+// (the tokenizer).
+const componentDirs = fs.readdirSync(out)
+  .filter((d) => /^engine(-[a-z0-9]+)?$/.test(d) || d === "text")
+  .map((d) => path.join(out, d));
 
 const policy = JSON.parse(fs.readFileSync(process.argv[3] ?? "build/policy.json", "utf8"));
 if (policy.format !== "secure-context-policy/1") throw new Error("finalize: unknown policy data format");
@@ -26,12 +30,17 @@ for (const engineDir of componentDirs) {
     let rewritten = 0;
     for (const js of jsFiles) {
       const p = path.join(engineDir, js);
-      const src = fs.readFileSync(p, "utf8");
-      const needle = `'./${wasm}'`;
-      if (src.includes(needle)) {
-        fs.writeFileSync(p, src.split(needle).join(`'./${hashed}'`));
-        rewritten++;
+      let src = fs.readFileSync(p, "utf8");
+      // jco writes '...'; a minified bundle (web/bundle.mjs) may have turned it into "...".
+      const before = rewritten;
+      for (const q of ["'", '"']) {
+        const needle = `${q}./${wasm}${q}`;
+        if (src.includes(needle)) {
+          src = src.split(needle).join(`${q}./${hashed}${q}`);
+          rewritten++;
+        }
       }
+      if (rewritten > before) fs.writeFileSync(p, src);
     }
     if (rewritten === 0) throw new Error(`no reference to ./${wasm} found in the engine JS`);
     fs.renameSync(path.join(engineDir, wasm), path.join(engineDir, hashed));

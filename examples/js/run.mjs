@@ -9,6 +9,8 @@
 // output (WASI from @bytecodealliance/preview2-shim) and driven only through its standard
 // wasi:nn exports, as `secure-context run` does. Each output goes to DIR/NAME.npy; errors print
 // as `error: <wasi-nn code>: <message>` and exit with status 1.
+// inference.wasm uses relaxed SIMD: Node 20 needs `node --experimental-wasm-relaxed-simd`
+// (Node 21+ has it on by default), or transpile inference-baseline.wasm (simd128 only) instead.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";

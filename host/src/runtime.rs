@@ -69,10 +69,7 @@ fn cache_dir() -> PathBuf {
 
 impl WasmBackend {
     pub fn new(wasm: &Path, timeout: Duration) -> Result<WasmBackend> {
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        config.epoch_interruption(true);
-        let engine = Wasmtime::new(&config)?;
+        let engine = Wasmtime::new(&engine_config())?;
         let component = load_component(&engine, wasm)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
@@ -153,6 +150,19 @@ impl WasmBackend {
             )),
         }
     }
+}
+
+/// How the engine component is compiled and run. Relaxed SIMD on, in its fast (non-deterministic)
+/// lowering: `f32x4.relaxed_madd` becomes a hardware FMA where the CPU has one, as in V8, so the
+/// browser and the server compute the same bits on the same machine (tested). Epoch interruption
+/// is the deadline.
+pub fn engine_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.wasm_relaxed_simd(true);
+    config.relaxed_simd_deterministic(false);
+    config.epoch_interruption(true);
+    config
 }
 
 pub fn component_path(explicit: Option<&Path>) -> PathBuf {

@@ -65,10 +65,13 @@ const models = browser.models.map((m) => {
     "native/onnxruntime": ratio(srv.native.median_ms, srv.onnxruntime.median_ms),
     "component/native": ratio(srv.component.median_ms, srv.native.median_ms),
   } : null;
+  // Issue #14's goals, each a ratio from this run (<= 1.0x onnxruntime-web).
   const goal = {
     warm_le_ort_1t: r["ours/ort-1t"].warm_median <= 1,
-    ttfr_below_ort: e.ours.ttfr_ms < Math.min(e["ort-1t"].ttfr_ms, e["ort-all"].ttfr_ms),
-    bytes_below_ort: e.ours.bytes.total < Math.min(e["ort-1t"].bytes.total, e["ort-all"].bytes.total),
+    warm_le_ort_all: r["ours/ort-all"].warm_median <= 1,
+    ttfr_le_ort: e.ours.ttfr_ms <= Math.min(e["ort-1t"].ttfr_ms, e["ort-all"].ttfr_ms),
+    bytes_le_ort: e.ours.bytes.total <= Math.min(e["ort-1t"].bytes.total, e["ort-all"].bytes.total),
+    server_component_le_browser: srv && e.ours.engine_compute_median_ms != null ? srv.component.median_ms <= e.ours.engine_compute_median_ms : null,
   };
   return { ...m, ratios: r, server: srv, server_ratios, goal };
 });
@@ -103,7 +106,8 @@ const doc = {
   },
   engine_sizes: engineSizes,
   engine_builds: {
-    browser_core_wasm: Object.entries(assets).filter(([k]) => k.startsWith("engine/") && k.endsWith(".wasm")).map(([k, v]) => ({ file: k, sha256: v.sha256, size: v.size })),
+    browser_core_wasm: Object.entries(assets).filter(([k]) => /^engine(-[a-z0-9]+)?\//.test(k) && k.endsWith(".wasm")).map(([k, v]) => ({ file: k, sha256: v.sha256, size: v.size, gzip: encodings[k]?.gzip?.size ?? null })),
+    browser_build_run: browser.models[0].engines.ours.detail?.engine?.build ?? null,
     server_component: (() => {
       const f = path.join(ROOT, "build/bench/inference.wasm");
       if (!fs.existsSync(f)) return null;
@@ -123,7 +127,8 @@ const f = (x, d = 1) => (x == null ? "-" : x >= 100 ? x.toFixed(0) : x.toFixed(d
 const x2 = (x) => (x == null ? "-" : `${x.toFixed(2)}x`);
 const kib = (b) => `${(b / 1024).toFixed(0)} KiB`;
 const md = [];
-md.push("| model | engine | first result ms | warm median ms | warm p95 ms | transferred | max abs diff |");
+const build = browser.models[0].engines.ours.detail?.engine?.build;
+md.push(`| model | engine${build ? ` (ours: ${build} build)` : ""} | first result ms | warm median ms | warm p95 ms | transferred | max abs diff |`);
 md.push("|---|---|---:|---:|---:|---:|---:|");
 for (const m of models) {
   for (const id of ENGINE_IDS) {
@@ -149,6 +154,20 @@ const es = engineSizes;
 md.push(`Engine wasm: ours ${(es.ours.engine.raw / 1048576).toFixed(1)} MiB raw / ${(es.ours.engine.gzip / 1048576).toFixed(2)} MiB gzip / ${(es.ours.engine.brotli / 1048576).toFixed(2)} MiB brotli; ` +
   `onnxruntime-web ${(es.ort.engine.raw / 1048576).toFixed(1)} / ${(es.ort.engine.gzip / 1048576).toFixed(2)} / ${(es.ort.engine.brotli / 1048576).toFixed(2)} MiB. ` +
   `Glue JS (brotli): ours ${kib(es.ours.glue.brotli)} (${es.ours.glue.files.length} files), onnxruntime-web ${kib(es.ort.glue.brotli)} (${es.ort.glue.files.length} files).`);
+md.push("");
+md.push("| model | warm <= ort 1 thread | warm <= ort all threads | first result <= ort | bytes <= ort | server component <= browser worker compute |");
+md.push("|---|---|---|---|---|---|");
+const yn = (b, r) => (b == null ? "-" : `${b ? "yes" : "no"}${r != null ? ` (${x2(r)})` : ""}`);
+for (const m of models) {
+  const g = m.goal, r1 = m.ratios["ours/ort-1t"], ra = m.ratios["ours/ort-all"];
+  const ttfr = Math.max(r1.ttfr, ra.ttfr), bytes = Math.max(r1.bytes, ra.bytes);
+  const srv = m.server && m.engines.ours.engine_compute_median_ms ? m.server.component.median_ms / m.engines.ours.engine_compute_median_ms : null;
+  md.push(`| ${m.model} | ${yn(g.warm_le_ort_1t, r1.warm_median)} | ${yn(g.warm_le_ort_all, ra.warm_median)} | ${yn(g.ttfr_le_ort, ttfr)} | ${yn(g.bytes_le_ort, bytes)} | ${yn(g.server_component_le_browser, srv)} |`);
+}
+const core = doc.engine_builds.browser_core_wasm.filter((c) => c.file.startsWith("engine/"));
+const coreGzip = core.reduce((a, c) => a + (c.gzip ?? c.size), 0);
+md.push("");
+md.push(`Engine core wasm (the build the browser ran, engine/): ${(coreGzip / 1e6).toFixed(2)} MB gzip (goal < 3 MB: ${coreGzip < 3e6 ? "yes" : "no"}).`);
 fs.writeFileSync(path.join(path.dirname(browserFile), "table.md"), md.join("\n") + "\n");
 console.log(md.join("\n"));
 

@@ -34,6 +34,17 @@ COMPOSED_JS = BUILD / "guest" / "js" / "classify.js"
 CASES = [(MODEL, "batch"), (MODEL, "one"), (TFLITE, "one-nhwc")]
 
 
+def node_command():
+    """inference.wasm uses relaxed SIMD, which V8 enables by default from Node 21 on; older Node
+    needs the flag (or the simd128-only build, inference-baseline.wasm)."""
+    major = int(subprocess.run(["node", "-p", "process.versions.node.split('.')[0]"],
+                               capture_output=True, text=True, check=True).stdout)
+    return ["node", "--experimental-wasm-relaxed-simd"] if major < 21 else ["node"]
+
+
+NODE = node_command()
+
+
 def run(cmd, **kw):
     return subprocess.run([str(c) for c in cmd], cwd=REPO, capture_output=True, text=True,
                           timeout=300, **kw)
@@ -43,7 +54,7 @@ def runners(model=MODEL):
     """The three ways to run inference.wasm: command lines writing DIR/NAME.npy."""
     return {
         "rust": [SC, "run", "--model", model],
-        "js": ["node", REPO / "examples" / "js" / "run.mjs", "--model", model],
+        "js": [*NODE, REPO / "examples" / "js" / "run.mjs", "--model", model],
         "python": [sys.executable, REPO / "examples" / "python" / "run.py", "--model", model],
     }
 
@@ -146,7 +157,7 @@ def run_guest(runtime, dirs, args):
         pre = [a for d in dirs for a in ("--dir", d)]
         runner = {
             "wasmtime": [sys.executable, REPO / "examples" / "wasi-nn-guest" / "run_wasmtime.py", *pre, COMPOSED],
-            "node": ["node", REPO / "examples" / "wasi-nn-guest" / "run_node.mjs", *pre, COMPOSED_JS],
+            "node": [*NODE, REPO / "examples" / "wasi-nn-guest" / "run_node.mjs", *pre, COMPOSED_JS],
         }[runtime]
         r = run([*runner, *args])
         return r.returncode, r.stdout, r.stderr

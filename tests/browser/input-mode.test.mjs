@@ -22,7 +22,7 @@ let A; // the runtime's origin, frameable by B
 let B; // the embedder (another origin), like a Streamlit page
 
 before(async () => {
-  assert.ok(fs.existsSync(path.join(WEB, "sandbox-input.js")), "build/web is missing or stale: run scripts/build-web");
+  assert.ok(fs.existsSync(path.join(WEB, "sandbox.js")), "build/web is missing: run scripts/build-web");
   B = await startServer({ root: WEB, isolate: false, csp: false });
   A = await startServer({ root: WEB, frameAncestors: [B.origin] });
   browser = await chromium.launch({

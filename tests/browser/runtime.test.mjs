@@ -299,7 +299,7 @@ test("held-out digits: accuracy and the worker's output bytes", async (t) => {
     file: "browser-digits-probabilities.bin",
     dtype: "float32", byte_order: "little", shape: [n, 10],
     inputs: "models/digits-test/x.npy", rows: `x.npy[0:${n}], each run alone with shape [1,1,8,8]`,
-    model_sha256: opened.info.model.sha256, engine: opened.info.engine.version,
+    model_sha256: opened.info.model.sha256, engine: opened.info.engine.version, engine_build: opened.info.engine.build,
     sha256: sha256(bytes), accuracy,
   }, null, 2) + "\n");
   assert.deepEqual(problems, []);
@@ -661,6 +661,114 @@ test("no isolation at all: runs single-threaded and says so; requireIsolation re
   const n = await page.evaluate(async () => (await globalThis.__ctx.run({ input: { data: new Float32Array(64), shape: [1, 1, 8, 8] } })).probabilities.data.length);
   assert.equal(n, 10);
   await context.close();
+});
+
+test("direct port: runs go page -> worker, skip the sandbox document, are validated and counted", async (t) => {
+  const context = await newContext("port");
+  const { page, problems } = await newPage(context, "port");
+  await page.goto(`${A.origin}/__test/blank.html`);
+  // Keep a handle on the port the sandbox hands the client (the same MessagePort object).
+  await page.evaluate(() => {
+    addEventListener("message", (e) => { if (e.data?.type === "port" && e.ports[0]) globalThis.__port = e.ports[0]; });
+  });
+  assert.ok((await openInPage(page)).ok);
+  await waitFor(() => page.evaluate(() => globalThis.__port !== undefined), "the sandbox's port");
+  // Count what reaches the sandbox document from the page: runs must not.
+  await sandboxFrame(page).evaluate(() => {
+    globalThis.__relayedRuns = 0;
+    addEventListener("message", (e) => { if (e.data?.type === "run") globalThis.__relayedRuns++; });
+  });
+  const x = readNpy(path.join(ROOT, "models", "digits-test", "x.npy"));
+  const r = await page.evaluate(async (img) => {
+    const ctx = globalThis.__ctx;
+    const before = (await ctx.status()).counters.runs;
+    const outs = [];
+    for (let i = 0; i < 20; i++) outs.push(Array.from((await ctx.run({ input: { data: new Float32Array(img), shape: [1, 1, 8, 8] } })).probabilities.data));
+    // Bad messages straight on the port: answered with bad-message, never run.
+    const port = globalThis.__port;
+    const got = [];
+    const onMsg = (e) => { if (e.data?.id >= 900) got.push(e.data); };
+    port.addEventListener("message", onMsg);
+    const bad = [
+      { v: 1, type: "status", id: 901 },
+      { v: 2, type: "run", id: 902, inputs: { input: { data: new Float32Array(64), shape: [1, 1, 8, 8] } } },
+      { v: 1, type: "run", id: 903, inputs: { input: { data: new Float32Array(3), shape: [1, 1, 8, 8] } } },
+      { v: 1, type: "run", id: 904, inputs: { input: { data: new Float32Array(64), shape: [1, 1, 8, 8] } }, extra: 1 },
+      { v: 1, type: "run", id: 905, inputs: { nope: { data: new Float32Array(64), shape: [1, 1, 8, 8] } } },
+    ];
+    for (const m of bad) port.postMessage(m);
+    for (let i = 0; i < 100 && got.length < bad.length; i++) await new Promise((res) => setTimeout(res, 20));
+    port.removeEventListener("message", onMsg);
+    const status = await ctx.status();
+    return { outs, got, runs: status.counters.runs - before, rejected: status.counters.rejected, errors: status.counters.errors };
+  }, Array.from(x.data.subarray(0, 64)));
+  const relayed = await sandboxFrame(page).evaluate(() => globalThis.__relayedRuns);
+  t.diagnostic(`runs ${r.runs}, relayed ${relayed}; ${r.got.map((m) => `${m.id}: ${m.code}: ${m.message}`).join(" | ")}`);
+  assert.equal(relayed, 0, "no run went through the sandbox document");
+  assert.equal(r.runs, 20, "the sandbox counted the port's runs");
+  assert.ok(r.outs.every((o) => o.join() === r.outs[0].join()));
+  assert.deepEqual(r.got.map((m) => [m.id, m.type, m.code]), [
+    [901, "error", "bad-message"], [902, "error", "bad-message"], [903, "error", "bad-message"],
+    [904, "error", "bad-message"], [905, "error", "invalid-argument"],
+  ]);
+  assert.equal(r.rejected, 4);
+  assert.equal(r.errors, 1);
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("engine builds: relaxed SIMD where the browser has it, the simd128 build where it does not", async (t) => {
+  const manifest = JSON.parse(fs.readFileSync(path.join(WEB, "asset-manifest.json"), "utf8"));
+  for (const dir of ["engine", "engine-baseline"]) {
+    const wasm = Object.keys(manifest).filter((k) => k.startsWith(`${dir}/`) && k.endsWith(".wasm"));
+    assert.ok(wasm.length > 0 && wasm.every((k) => manifest[k].immutable), `${dir}: content-hashed core wasm in the manifest`);
+  }
+  const x = readNpy(path.join(ROOT, "models", "digits-test", "x.npy"));
+  const n = Math.min(N_DIGITS, x.shape[0]);
+  const images = Buffer.from(x.data.buffer, 0, n * 64 * 4).toString("base64");
+  const runAll = async (origin, label) => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const problems = [];
+    page.on("console", (m) => { if (m.type() === "error" || /Content Security Policy|Trusted Type/i.test(m.text())) problems.push(m.text()); });
+    await page.goto(`${origin}/__test/blank.html`);
+    const opened = await openInPage(page);
+    assert.ok(opened.ok, `${label}: ${opened.code}: ${opened.message}`);
+    const b64 = await page.evaluate(async ({ images, n }) => {
+      const all = new Float32Array(Uint8Array.from(atob(images), (c) => c.charCodeAt(0)).buffer);
+      const probs = new Float32Array(n * 10);
+      for (let i = 0; i < n; i++) probs.set((await globalThis.__ctx.run({ input: { data: all.slice(i * 64, (i + 1) * 64), shape: [1, 1, 8, 8] } })).probabilities.data, i * 10);
+      let s = "";
+      const bytes = new Uint8Array(probs.buffer);
+      for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+      return btoa(s);
+    }, { images, n });
+    await context.close();
+    assert.deepEqual(problems, [], label);
+    return { build: opened.info.engine.build, bytes: Buffer.from(b64, "base64"), info: opened.info };
+  };
+  const relaxed = await runAll(A.origin, "relaxed");
+  assert.equal(relaxed.build, "relaxed-simd", "Chromium has relaxed SIMD: the relaxed build runs");
+  // A browser without relaxed SIMD, as far as the worker can tell: Chromium 156 no longer lets
+  // V8 flags switch the shipped feature off, so serve a worker.js whose one WebAssembly.validate
+  // call (the probe in engine-variant.js) answers false. Everything after it is the real path.
+  const worker = fs.readFileSync(path.join(WEB, "worker.js"), "utf8");
+  assert.equal(worker.split("WebAssembly.validate(").length, 2, "worker.js has exactly one WebAssembly.validate call");
+  const E = await startServer({ root: WEB, overrides: { "/worker.js": Buffer.from(worker.replace("WebAssembly.validate(", "(()=>!1)(")) } });
+  try {
+    const baseline = await runAll(E.origin, "baseline");
+    assert.equal(baseline.build, "simd128");
+    const a = new Float32Array(relaxed.bytes.buffer, relaxed.bytes.byteOffset, n * 10);
+    const b = new Float32Array(baseline.bytes.buffer, baseline.bytes.byteOffset, n * 10);
+    let maxDiff = 0;
+    for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
+    t.diagnostic(`relaxed vs simd128 build: max abs diff ${maxDiff.toExponential(2)} over ${n} digits`);
+    assert.ok(maxDiff < 1e-5, `the two builds differ by ${maxDiff}`);
+    // test_browser_parity.py holds this to `secure-context --component inference-baseline.wasm`.
+    fs.writeFileSync(path.join(ARTIFACTS, "browser-digits-probabilities-baseline.bin"), baseline.bytes);
+  } finally {
+    await E.close();
+  }
 });
 
 test("network: same origin only, GET only (CSP reports aside), input never leaves", async () => {
