@@ -125,8 +125,12 @@ fn reply(parts: &RequestParts, config: &Config, req: IncomingRequest) -> Result<
                 if let Some(text) = protocol::parse_text(form, &bytes)? {
                     let model = engine::model(entry)?;
                     let (outputs, windows) = engine::infer_text(&model, &text)?;
-                    let body =
-                        protocol::encode_text_outputs(name, &model.info.sha256, &outputs, &windows)?;
+                    let body = protocol::encode_text_outputs(
+                        name,
+                        &model.info.sha256,
+                        &outputs,
+                        &windows,
+                    )?;
                     return Ok(Reply {
                         status: 200,
                         content_type: Form::Json.content_type(),
