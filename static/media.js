@@ -332,7 +332,7 @@ export function mask(t, spec) {
 /**
  * Applies a manifest entry's `postprocess` to the outputs; what the app (and Python) receives.
  * @param {Record<string, Tensor>} outputs
- * @param {object} spec    e.g. {"kind": "classes", "output": "probabilities", "softmax": false, "top_k": 3}
+ * @param {any} spec       e.g. {"kind": "classes", "output": "probabilities", "softmax": false, "top_k": 3}
  * @param {string[]} [labels]
  */
 export function postprocess(outputs, spec, labels) {

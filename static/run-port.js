@@ -4,8 +4,8 @@
 // Trust: the sandbox document makes the MessageChannel, keeps neither end, gives one end to its
 // own worker and the other to its parent in a window.postMessage addressed to the parent's
 // checked origin; so only that page holds it. A port carries no origin: what arrives on it is
-// validated here exactly as the sandbox validates a relayed run (static/run-inputs.js), and
-// nothing but `run` is served. Supervision stays in the sandbox: the worker tells it when a port
+// validated here exactly as the sandbox validates a relayed run (protocol.js checkPortRequest),
+// and nothing but `run` is served. Supervision stays in the sandbox: the worker tells it when a port
 // run starts and ends, and the sandbox times it out, counts it, and restarts the worker
 // (closing the port; it offers a new one once the graph is loaded again).
 //
@@ -14,20 +14,8 @@
 //                  {v: 1, type: "error", id, code, message}
 // Worker -> sandbox (notify): {type: "port-run", id}, {type: "port-done", id, outcome, fatal}
 
-import { validateInputs, checkAgainstGraph } from "./run-inputs.js";
-
-const PROTOCOL_VERSION = 1;
-const FIELDS = new Set(["v", "type", "id", "inputs"]);
-
-/** @returns {string | null} what is wrong with a port message, or null */
-function validate(msg) {
-  if (msg === null || typeof msg !== "object" || Object.getPrototypeOf(msg) !== Object.prototype) return "a message is a plain object";
-  if (msg.v !== PROTOCOL_VERSION) return `unsupported protocol version; this port speaks v${PROTOCOL_VERSION}`;
-  if (msg.type !== "run") return "this port serves run requests only";
-  if (!Number.isSafeInteger(msg.id) || msg.id < 0) return "id must be a non-negative safe integer";
-  for (const k of Object.keys(msg)) if (!FIELDS.has(k)) return `unexpected field ${JSON.stringify(k.slice(0, 40))} in run`;
-  return validateInputs(msg.inputs);
-}
+import { PROTOCOL_VERSION, checkPortRequest, idOf } from "./protocol.js";
+import { checkAgainstGraph } from "./run-inputs.js";
 
 /**
  * Serves run requests arriving on `port`.
@@ -45,8 +33,8 @@ export function servePort(port, engine) {
     const msg = event.data;
     // A poisoned engine answers nothing: the sandbox restarts it and the page sends again.
     if (!engine.usable()) return;
-    const id = msg && typeof msg === "object" && Number.isSafeInteger(msg.id) ? msg.id : null;
-    const problem = validate(msg);
+    const id = idOf(msg);
+    const problem = checkPortRequest(msg);
     if (problem) {
       port.postMessage({ v: PROTOCOL_VERSION, type: "error", id, code: "bad-message", message: problem });
       engine.notify({ type: "port-done", id, outcome: "rejected", fatal: false });

@@ -1,21 +1,11 @@
-// Text models in the sandbox document: the manifest's tokenizer entry, the limits on a text, and
-// the text input mode (a text box inside this document, so typed or pasted text exists only in
+// Text models in the sandbox document: the manifest's tokenizer entry and the text input mode (a text box inside this document, so typed or pasted text exists only in
 // the serving origin's isolated context; the embedding page gets at most the model's outputs).
-// DOM calls only: no innerHTML, nothing for Trusted Types to refuse.
+// The limits on a text are the protocol's (protocol.js checkText). DOM calls only: no innerHTML, nothing for Trusted Types to refuse.
 
+import { checkText } from "./protocol.js";
 import { entities, pieces } from "./text.js";
 
-/** UTF-16 units; the tokenizer component's own limit is 4 MiB of UTF-8 (3 bytes a unit at most). */
-export const MAX_TEXT_UNITS = 1 << 20;
 const MAX_TOKENIZER_BYTES = 64 * 1024 * 1024;
-
-/** @returns {string | null} what is wrong with `text`, or null */
-export function checkText(text) {
-  if (typeof text !== "string") return "text must be a string";
-  if (text.length === 0) return "text is empty";
-  if (text.length > MAX_TEXT_UNITS) return `text is over ${MAX_TEXT_UNITS} characters`;
-  return null;
-}
 
 /**
  * The manifest entry's `tokenizer`, checked like the model itself is; null for other models.

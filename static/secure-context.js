@@ -12,9 +12,11 @@
 //   // A text model (its manifest entry names a tokenizer): the sandbox tokenizes.
 //   const { logits, windows } = await ctx.run({ text: "Patient: Jane Roe, DOB 01/02/1960" });
 //
-// Protocol: every message is {v: 1, type, id, ...}; see sandbox.js for the schema.
+// Protocol: every message is {v: 1, type, id, ...}; protocol.js defines them all (bundled in).
 
-export const PROTOCOL_VERSION = 1;
+import { PROTOCOL_VERSION, checkInputResult, checkOutputs, checkPortReply, checkReply, isProtocolMessage } from "./protocol.js";
+
+export { PROTOCOL_VERSION };
 
 /**
  * @typedef {{ data: Float32Array, shape: number[] }} TensorValue
@@ -39,7 +41,9 @@ export const PROTOCOL_VERSION = 1;
  *   timings: Record<string, number>,
  * }} Status
  * @typedef {Record<string, number>} Timings
- * @typedef {{ timings: Timings } & Record<string, TensorValue | Timings>} RunResult
+ * @typedef {{ offsets: Uint32Array, specialTokensMask: Uint8Array, length: number }} TextWindow
+ * @typedef {{ timings: Timings, windows?: TextWindow[], [output: string]: any }} RunResult
+ *   the outputs by name (TensorValue), the timings, and for a text model its windows
  */
 
 /** An error from the sandbox or the engine: `code` is machine-readable. */
@@ -53,23 +57,10 @@ export class SecureContextError extends Error {
   }
 }
 
-const REPLY_TYPES = new Set(["hello", "pong", "progress", "ready", "result", "status", "cancelled", "purged", "closed", "error", "input-result", "port", "port-closed"]);
-
-/** An input-result's outputs, checked: {name: {data: Float32Array, shape: int[]}}, nothing else. */
-function checkOutputs(outputs) {
-  if (!outputs || typeof outputs !== "object" || Object.getPrototypeOf(outputs) !== Object.prototype) return false;
-  const entries = Object.entries(outputs);
-  return entries.length > 0 && entries.length <= 64 && entries.every(([, o]) =>
-    o && typeof o === "object" && Object.keys(o).every((k) => k === "data" || k === "shape")
-    && o.data instanceof Float32Array && Array.isArray(o.shape)
-    && o.shape.every((d) => Number.isSafeInteger(d) && d >= 0)
-    && o.shape.reduce((a, b) => a * b, 1) === o.data.length);
-}
-
 export class SecureContext {
   /** @type {HTMLIFrameElement} */ #frame;
   /** @type {string} */ #origin;
-  /** @type {Map<number, {resolve: Function, reject: Function, onProgress?: (p: Progress) => void}>} */
+  /** @type {Map<number, {resolve: (v: any) => void, reject: (e: any) => void, onProgress?: (p: Progress) => void}>} */
   #pending = new Map();
   #nextId = 1;
   #dropped = 0;
@@ -222,11 +213,11 @@ export class SecureContext {
     this.#listener = (event) => {
       if (event.source !== this.#frame.contentWindow || event.origin !== this.#origin) {
         // Not from our sandbox: ignore. Count the ones dressed as protocol messages (forgeries).
-        if (event.data && typeof event.data === "object" && event.data.v === PROTOCOL_VERSION) this.#dropped++;
+        if (isProtocolMessage(event.data)) this.#dropped++;
         return;
       }
       const msg = event.data;
-      if (!msg || typeof msg !== "object" || msg.v !== PROTOCOL_VERSION || !REPLY_TYPES.has(msg.type)) {
+      if (!checkReply(msg)) {
         this.#dropped++;
         return;
       }
@@ -243,11 +234,7 @@ export class SecureContext {
         return;
       }
       if (msg.type === "input-result") {
-        if (this.#onInput === null || msg.id !== this.#inputId || !Number.isSafeInteger(msg.seq) || !checkOutputs(msg.outputs)) {
-          this.#dropped++;
-          return;
-        }
-        if (Object.keys(msg).sort().join(",") !== "id,outputs,seq,type,v") {
+        if (this.#onInput === null || !checkInputResult(msg, this.#inputId)) {
           this.#dropped++;
           return;
         }
@@ -314,7 +301,7 @@ export class SecureContext {
     this.#port = port;
     port.onmessage = (event) => {
       const msg = event.data;
-      if (!msg || typeof msg !== "object" || msg.v !== PROTOCOL_VERSION || (msg.type !== "result" && msg.type !== "error")) {
+      if (!checkPortReply(msg)) {
         this.#dropped++;
         return;
       }
@@ -325,7 +312,7 @@ export class SecureContext {
       this.#pending.delete(msg.id);
       if (!p) return;
       if (msg.type === "error") p.reject(new SecureContextError(String(msg.code), String(msg.message)));
-      else if (!msg.outputs || typeof msg.outputs !== "object" || !checkOutputs(msg.outputs)) {
+      else if (!checkOutputs(msg.outputs)) {
         p.reject(new SecureContextError("internal", "malformed result from the engine"));
       } else p.resolve(msg);
     };

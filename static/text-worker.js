@@ -24,6 +24,7 @@ export function tokenizerFailure(e) {
 
 /** @param {Uint8Array} bytes @param {number} maxLength @param {number} stride */
 export async function loadTokenizer(bytes, maxLength, stride) {
+  // @ts-ignore: written by scripts/build-web (jco transpile of the tokenizer component)
   tokenizerModule ??= await import("./text/tokenizer.js");
   let t;
   try {

@@ -3,14 +3,7 @@
 // started it. One request at a time (compute is synchronous); the sandbox serializes them
 // and terminates this worker on timeout, cancel or trap.
 //
-// Requests  (sandbox -> worker): {type:'load', id, bytes: ArrayBuffer, encoding}
-//                                {type:'run', id, inputs: [{name, shape:number[], data: Float32Array}]}
-//                                load-tokenizer, run-text: text models (text-worker.js)
-//                                {type:'port', port: MessagePort}  the page's direct line (run-port.js)
-// Replies   (worker -> sandbox): {type:'boot', isolation}
-//                                {type:'loaded', id, info, engineVersion, engineBuild, timings}
-//                                {type:'result', id, outputs: [{name, shape, data}], timings}
-//                                {type:'error', id, code, message, fatal}
+// Requests and replies: protocol.js, "sandbox <-> worker" (WORKER_REQUESTS, WORKER_REPLIES).
 
 /** @typedef {{code: string, message: string, fatal: boolean}} EngineFailure */
 
@@ -193,7 +186,7 @@ function run(inputs) {
   }
 }
 
-self.addEventListener("message", async (event) => {
+self.addEventListener("message", async (/** @type {MessageEvent} */ event) => {
   const msg = event.data;
   if (!msg || typeof msg !== "object") return;
   const { id } = msg;

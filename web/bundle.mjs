@@ -1,8 +1,9 @@
 // Step of scripts/build-web, before web/finalize.mjs: fewer, smaller requests for the runtime.
 // Each document or worker gets one script with its static imports inside, minified (esbuild,
 // pinned in package.json; no eval, no new Function, so the CSP holds):
-//   sandbox.js   <- sandbox-input.js, sandbox-text.js, text.js, run-inputs.js
-//   worker.js    <- engine-variant.js, run-port.js, run-inputs.js, text-worker.js (the engine
+//   sandbox.js   <- its parts (sandbox-*.js, model-store.js, engine-supervisor.js, verified-fetch.js),
+//                   protocol.js, run-inputs.js, text.js
+//   worker.js    <- engine-variant.js, run-port.js, protocol.js, run-inputs.js, text-worker.js (the engine
 //                   and the tokenizer are imported at run time: engine/ or engine-baseline/,
 //                   whichever the browser can run; text/ only for a text model)
 //   engine*/inference.js, text/tokenizer.js <- ../shim/*.js (jco's WASI shims)

@@ -14,8 +14,13 @@
 // data (from Python): {base, sandboxUrl, model, mode: "data"|"client", inputs, request, have,
 //   config: {coop, coep, csp, sandbox, requireHTTPS, requireIsolation}, expectedParent,
 //   returnResult, labels, inputSpec, text, timeoutMs}
+//
+// This is the source; the package ships it bundled with the runtime's protocol module
+// (static/protocol.js), which it imports like the runtime's own client does: scripts/build-python
+// runs web/launcher.mjs, which writes streamlit_secure_context/launcher.js (not in git).
 
-const PROTOCOL_VERSION = 1;
+import { PROTOCOL_VERSION, checkInputResult, checkReply } from "../../static/protocol.js";
+
 const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
 // Sessions survive React re-running this module for the same mount (same data, new object).
 const sessions = new Map();
@@ -67,6 +72,9 @@ class Session {
     this.teardownTimer = 0;
     this.lastSent = null;
     this.busy = Promise.resolve();
+    this.seq = 0;
+    /** @type {string | null} */ this.frameKey = null;
+    /** @type {(key: string, value: unknown) => void} */ this.setStateValue = () => {};
     this.origin = new URL(d.sandboxUrl).origin;
     this.ui = this.buildUi();
     for (const old of root.querySelectorAll?.(":scope > .sc-box") ?? []) old.remove();
@@ -176,7 +184,7 @@ class Session {
   onMessage(event) {
     if (!this.frame || event.source !== this.frame.contentWindow || event.origin !== this.origin) return;
     const msg = event.data;
-    if (!msg || typeof msg !== "object" || msg.v !== PROTOCOL_VERSION) return;
+    if (!checkReply(msg)) return;
     if (msg.type === "hello" || msg.type === "pong") {
       this.onHello?.();
       return;
@@ -193,16 +201,14 @@ class Session {
     }
     this.pending.delete(msg.id);
     if (msg.type === "error") {
-      const e = new Error(`${msg.message} (${msg.code})`);
-      e.code = msg.code;
-      p.reject(e);
+      p.reject(Object.assign(new Error(`${msg.message} (${msg.code})`), { code: msg.code }));
     } else {
       p.resolve(msg);
     }
   }
 
   connect(timeoutMs) {
-    return new Promise((resolve, reject) => {
+    return new Promise(/** @param {(v?: unknown) => void} resolve */ (resolve, reject) => {
       const ping = () => {
         try { this.frame?.contentWindow?.postMessage({ v: PROTOCOL_VERSION, type: "ping", id: 0 }, this.origin); } catch { /* not there yet */ }
       };
@@ -215,9 +221,7 @@ class Session {
       this.onHello = () => done();
       const interval = setInterval(ping, 250);
       const timer = setTimeout(() => {
-        const e = new Error(`the sandbox at ${this.origin} did not answer; is it serving sandbox.html, and does its frame-ancestors list ${location.origin}?`);
-        e.code = "timeout";
-        done(e);
+        done(Object.assign(new Error(`the sandbox at ${this.origin} did not answer; is it serving sandbox.html, and does its frame-ancestors list ${location.origin}?`), { code: "timeout" }));
       }, timeoutMs);
       this.frame.addEventListener("load", ping);
     });
@@ -299,9 +303,8 @@ class Session {
 
   /** A result of the user's input, computed in the sandbox: outputs only, checked. */
   onInputResult(msg) {
-    if (this.d.mode !== "client" || !this.ready || msg.id !== this.inputId || !Number.isSafeInteger(msg.seq) || !validOutputs(msg.outputs)) return;
-    const keys = Object.keys(msg).sort().join(",");
-    if (keys !== "id,outputs,seq,type,v") return; // the schema: outputs only, nothing else may ride along
+    // The schema: outputs only, for our init, nothing else may ride along.
+    if (this.d.mode !== "client" || !this.ready || !checkInputResult(msg, this.inputId)) return;
     const outputs = {};
     for (const [name, o] of Object.entries(msg.outputs)) outputs[name] = { data: Array.from(o.data), shape: o.shape.slice() };
     this.report(this.d, { outputs, timings: {} }, "browser");
@@ -318,17 +321,6 @@ class Session {
     for (const [, p] of this.pending) p.reject(new Error("closed"));
     this.pending.clear();
   }
-}
-
-/** {name: {data: Float32Array, shape: int[]}} with matching sizes, and nothing else. */
-function validOutputs(outputs) {
-  if (!outputs || typeof outputs !== "object" || Object.getPrototypeOf(outputs) !== Object.prototype) return false;
-  const entries = Object.entries(outputs);
-  return entries.length > 0 && entries.length <= 64 && entries.every(([, o]) =>
-    o && typeof o === "object" && Object.keys(o).every((k) => k === "data" || k === "shape")
-    && o.data instanceof Float32Array && Array.isArray(o.shape)
-    && o.shape.every((x) => Number.isSafeInteger(x) && x >= 0)
-    && o.shape.reduce((a, b) => a * b, 1) === o.data.length);
 }
 
 export default function (component) {
