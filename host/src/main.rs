@@ -6,7 +6,7 @@ use inference::{ElementType, TensorData};
 use secure_context::backend::{dummy_input, encoding_for, Backend, Native};
 use secure_context::compare::Tolerance;
 use secure_context::runtime::{self, component_path};
-use secure_context::{bench, conformance, npy, serve};
+use secure_context::{bench, conformance, models, npy, serve};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -80,12 +80,106 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Serve a wasi:http component (the edge app) like `wasmtime serve -Scli`; --timeout-ms bounds a request.
     Serve(serve::ServeArgs),
+    /// The model manifest (models/manifest.json): add a model, check or update the manifest.
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// Print the edge app's header policy and content types (edge-core) for other servers.
     Policy {
         /// As JSON (the only form; scripts/build-web writes it to build/policy.json).
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Load FILE in the engine (refused if it cannot be loaded), copy it next to the manifest and
+    /// write its entry: sha256, SRI, format, inputs and outputs as the engine reads them, and the
+    /// options given. The edge app and the Streamlit package serve it from the next build.
+    Add {
+        file: PathBuf,
+        /// The model's name (default: from the file name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Class labels: a file (one per line, or a JSON list) or `a,b,c`.
+        #[arg(long)]
+        labels: Option<String>,
+        /// The model's license (an SPDX id, e.g. Apache-2.0).
+        #[arg(long)]
+        license: Option<String>,
+        /// Where the model comes from.
+        #[arg(long)]
+        source: Option<String>,
+        /// Attribution the license asks for.
+        #[arg(long)]
+        attribution: Option<String>,
+        /// How raw input becomes the tensor: JSON or @file.json (fields: static/processing.json).
+        #[arg(long)]
+        preprocess: Option<String>,
+        /// What comes back: JSON or @file.json, e.g. '{"kind": "classes", "softmax": true}'.
+        #[arg(long)]
+        postprocess: Option<String>,
+        /// Replace the entry of the same name.
+        #[arg(long)]
+        replace: bool,
+        #[arg(long, default_value = "models/manifest.json")]
+        manifest: PathBuf,
+    },
+    /// Check every entry against its files and the engine; exit 1 with the differences.
+    Check {
+        #[arg(long, default_value = "models/manifest.json")]
+        manifest: PathBuf,
+    },
+    /// Rewrite the fields read from the files (sha256, size, SRI, inputs, outputs, ...).
+    Update {
+        #[arg(long, default_value = "models/manifest.json")]
+        manifest: PathBuf,
+    },
+}
+
+fn models_command(cmd: &ModelsCommand) -> Result<()> {
+    match cmd {
+        ModelsCommand::Add { file, name, labels, license, source, attribution, preprocess, postprocess, replace, manifest } => {
+            let opts = models::AddOptions {
+                name: name.clone(),
+                labels: labels.as_deref().map(models::parse_labels).transpose()?,
+                license: license.clone(),
+                source: source.clone(),
+                attribution: attribution.clone(),
+                preprocess: preprocess.as_deref().map(|a| models::parse_json_arg("preprocess", a)).transpose()?,
+                postprocess: postprocess.as_deref().map(|a| models::parse_json_arg("postprocess", a)).transpose()?,
+                replace: *replace,
+            };
+            let e = models::add(manifest, file, opts)?;
+            let io = |k: &str| {
+                e[k].as_array().into_iter().flatten().map(|t| format!("{} {}{}", t["name"], t["dtype"].as_str().unwrap_or("?"), t["shape"])).collect::<Vec<_>>().join(", ")
+            };
+            println!("added {} ({}, {}, sha256 {}) to {}", e["name"].as_str().unwrap_or(""), e["file"].as_str().unwrap_or(""), e["format"].as_str().unwrap_or(""), e["sha256"].as_str().unwrap_or(""), manifest.display());
+            println!("  inputs:  {}\n  outputs: {}", io("inputs"), io("outputs"));
+            if e.get("license").is_none() {
+                println!("  no --license given: say under which terms you may serve this model");
+            }
+            println!("served from the next build: scripts/build-web (edge app, scripts/up), scripts/build-python (Streamlit)");
+            Ok(())
+        }
+        ModelsCommand::Check { manifest } => {
+            let problems = models::check(manifest)?;
+            if problems.is_empty() {
+                let n = models::Manifest::open(manifest)?.entries().len();
+                println!("{} is up to date ({n} models)", manifest.display());
+                return Ok(());
+            }
+            for p in &problems {
+                eprintln!("  - {p}");
+            }
+            bail!("{} does not match its files ({} problems); fix the entry, or `secure-context models update` if a model file changed", manifest.display(), problems.len())
+        }
+        ModelsCommand::Update { manifest } => {
+            let n = models::update(manifest)?;
+            println!("{}: {n} entries rewritten", manifest.display());
+            Ok(())
+        }
+    }
 }
 
 fn open_backend(cli: &Cli, choice: EngineChoice) -> Result<Box<dyn Backend>> {
@@ -313,6 +407,7 @@ fn main() {
         }
         Command::Bench(args) => bench::run(args, &component_path(cli.component.as_deref())),
         Command::Serve(args) => serve::serve(args.clone(), Duration::from_millis(cli.timeout_ms)),
+        Command::Models(cmd) => models_command(cmd),
         Command::Policy { json } => {
             if !*json {
                 eprintln!("error: give --json");

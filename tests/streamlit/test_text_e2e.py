@@ -48,10 +48,7 @@ def web_root(tmp_path_factory):
     manifest = json.loads((root / "models" / "manifest.json").read_text())
     entry = next(m for m in manifest["models"] if m["name"] == "pii")
     (root / "models" / entry["file"]).write_bytes(data)
-    sys.path.insert(0, str(ROOT / "models"))
-    import manifest as manifest_py
-
-    entry.update(manifest_py.file_digest(root / "models" / entry["file"]))
+    entry.update(ref_.file_digest(root / "models" / entry["file"]))
     (root / "models" / "manifest.json").write_text(json.dumps(manifest))
     return root
 

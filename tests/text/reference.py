@@ -39,6 +39,16 @@ ATOL = 2e-4
 STRIP_VALUE_INFO = False
 
 
+def file_digest(path):
+    """sha256, size and SRI of a file, as `secure-context models` records them (for test copies)."""
+    import base64
+    import hashlib
+
+    data = Path(path).read_bytes()
+    d = hashlib.sha256(data).digest()
+    return {"sha256": d.hex(), "size": len(data), "integrity": "sha256-" + base64.b64encode(d).decode("ascii")}
+
+
 def model_file():
     return fetch.fetch(ENTRY["file"])
 

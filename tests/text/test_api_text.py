@@ -27,8 +27,6 @@ import pytest
 import reference as ref_
 
 sys.path.insert(0, str(ref_.REPO / "examples" / "python"))
-sys.path.insert(0, str(ref_.REPO / "models"))
-import manifest as manifest_py  # noqa: E402
 from run import Engine  # noqa: E402
 
 API = ref_.REPO / "build" / "api" / "api.wasm"
@@ -40,7 +38,7 @@ def models_dir(tmp_path_factory):
     entry = copy.deepcopy(ref_.ENTRY)
     data = ref_.engine_model_bytes()
     (d / entry["file"]).write_bytes(data)
-    entry.update(manifest_py.file_digest(d / entry["file"]))
+    entry.update(ref_.file_digest(d / entry["file"]))
     (d / entry["tokenizer"]["file"]).write_bytes(ref_.tokenizer_file().read_bytes())
     digits = next(m for m in ref_.MANIFEST["models"] if m["name"] == "digits")
     (d / digits["file"]).write_bytes((ref_.REPO / "models" / digits["file"]).read_bytes())
