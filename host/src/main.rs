@@ -139,22 +139,58 @@ enum ModelsCommand {
 
 fn models_command(cmd: &ModelsCommand) -> Result<()> {
     match cmd {
-        ModelsCommand::Add { file, name, labels, license, source, attribution, preprocess, postprocess, replace, manifest } => {
+        ModelsCommand::Add {
+            file,
+            name,
+            labels,
+            license,
+            source,
+            attribution,
+            preprocess,
+            postprocess,
+            replace,
+            manifest,
+        } => {
             let opts = models::AddOptions {
                 name: name.clone(),
                 labels: labels.as_deref().map(models::parse_labels).transpose()?,
                 license: license.clone(),
                 source: source.clone(),
                 attribution: attribution.clone(),
-                preprocess: preprocess.as_deref().map(|a| models::parse_json_arg("preprocess", a)).transpose()?,
-                postprocess: postprocess.as_deref().map(|a| models::parse_json_arg("postprocess", a)).transpose()?,
+                preprocess: preprocess
+                    .as_deref()
+                    .map(|a| models::parse_json_arg("preprocess", a))
+                    .transpose()?,
+                postprocess: postprocess
+                    .as_deref()
+                    .map(|a| models::parse_json_arg("postprocess", a))
+                    .transpose()?,
                 replace: *replace,
             };
             let e = models::add(manifest, file, opts)?;
             let io = |k: &str| {
-                e[k].as_array().into_iter().flatten().map(|t| format!("{} {}{}", t["name"], t["dtype"].as_str().unwrap_or("?"), t["shape"])).collect::<Vec<_>>().join(", ")
+                e[k].as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        format!(
+                            "{} {}{}",
+                            t["name"],
+                            t["dtype"].as_str().unwrap_or("?"),
+                            t["shape"]
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
-            println!("added {} ({}, {}, sha256 {}) to {}", e["name"].as_str().unwrap_or(""), e["file"].as_str().unwrap_or(""), e["format"].as_str().unwrap_or(""), e["sha256"].as_str().unwrap_or(""), manifest.display());
+            println!(
+                "added {} ({}, {}, sha256 {}) to {}",
+                e["name"].as_str().unwrap_or(""),
+                e["file"].as_str().unwrap_or(""),
+                e["format"].as_str().unwrap_or(""),
+                e["sha256"].as_str().unwrap_or(""),
+                manifest.display()
+            );
             println!("  inputs:  {}\n  outputs: {}", io("inputs"), io("outputs"));
             if e.get("license").is_none() {
                 println!("  no --license given: say under which terms you may serve this model");

@@ -52,7 +52,8 @@ pub fn valid_name(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= MAX_NAME
         && n.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// A file name next to the manifest: one path segment, `[A-Za-z0-9][A-Za-z0-9._-]*`.
@@ -60,14 +61,17 @@ pub fn valid_file(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 255
         && n.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 pub fn base64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for c in bytes.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             if i <= c.len() {
                 s.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -149,17 +153,30 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn open(path: &Path) -> Result<Manifest> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let doc: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let doc: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
         if doc["version"] != VERSION || !doc["models"].is_array() {
-            bail!("{}: not a model manifest (version {VERSION}, models: [...])", path.display());
+            bail!(
+                "{}: not a model manifest (version {VERSION}, models: [...])",
+                path.display()
+            );
         }
-        Ok(Manifest { path: path.to_path_buf(), dir: dir_of(path), doc })
+        Ok(Manifest {
+            path: path.to_path_buf(),
+            dir: dir_of(path),
+            doc,
+        })
     }
 
     /// An empty manifest at `path` (for `add` in a new directory).
     pub fn new(path: &Path) -> Manifest {
-        Manifest { path: path.to_path_buf(), dir: dir_of(path), doc: json!({"version": VERSION, "models": []}) }
+        Manifest {
+            path: path.to_path_buf(),
+            dir: dir_of(path),
+            doc: json!({"version": VERSION, "models": []}),
+        }
     }
 
     pub fn entries(&self) -> &Vec<Value> {
@@ -171,8 +188,10 @@ impl Manifest {
             list.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
         }
         let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, render(&self.doc)).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &self.path).with_context(|| format!("writing {}", self.path.display()))?;
+        std::fs::write(&tmp, render(&self.doc))
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &self.path)
+            .with_context(|| format!("writing {}", self.path.display()))?;
         Ok(())
     }
 }
@@ -186,14 +205,20 @@ fn dir_of(path: &Path) -> PathBuf {
 
 /// What the engine reads in the model bytes; its own error when it cannot load them.
 pub fn describe(engine: &mut Native, bytes: &[u8], path: &Path) -> Result<GraphDesc, String> {
-    let g = engine.load(bytes, encoding_for(path)).map_err(|e| e.to_string())?;
+    let g = engine
+        .load(bytes, encoding_for(path))
+        .map_err(|e| e.to_string())?;
     let d = engine.describe(g).map_err(|e| e.to_string());
     engine.unload(g);
     d
 }
 
 /// The read fields of one entry, from the files next to the manifest.
-fn read_fields(dir: &Path, entry: &Map<String, Value>, engine: &mut Native) -> Result<(Map<String, Value>, GraphDesc), String> {
+fn read_fields(
+    dir: &Path,
+    entry: &Map<String, Value>,
+    engine: &mut Native,
+) -> Result<(Map<String, Value>, GraphDesc), String> {
     let name = entry.get("name").and_then(Value::as_str).unwrap_or("?");
     let file = entry.get("file").and_then(Value::as_str).unwrap_or("");
     if !valid_file(file) {
@@ -201,31 +226,51 @@ fn read_fields(dir: &Path, entry: &Map<String, Value>, engine: &mut Native) -> R
     }
     let path = dir.join(file);
     let bytes = std::fs::read(&path).map_err(|e| {
-        let fetch = if entry.contains_key("fetched_from") { " (python3 models/fetch.py puts it in place)" } else { "" };
+        let fetch = if entry.contains_key("fetched_from") {
+            " (python3 models/fetch.py puts it in place)"
+        } else {
+            ""
+        };
         format!("{name}: cannot read {}: {e}{fetch}", path.display())
     })?;
-    let g = describe(engine, &bytes, &path).map_err(|e| format!("{name}: the engine cannot load {file}: {e}"))?;
+    let g = describe(engine, &bytes, &path)
+        .map_err(|e| format!("{name}: the engine cannot load {file}: {e}"))?;
     let mut out = digest(&bytes);
     out.insert("format".into(), g.format.clone().into());
     out.insert("inputs".into(), io_json(&g.inputs));
     out.insert("outputs".into(), io_json(&g.outputs));
     if let Some(tok) = entry.get("tokenizer") {
-        let mut t = tok.as_object().cloned().ok_or_else(|| format!("{name}: tokenizer must be an object"))?;
-        let tf = t.get("file").and_then(Value::as_str).unwrap_or("").to_string();
+        let mut t = tok
+            .as_object()
+            .cloned()
+            .ok_or_else(|| format!("{name}: tokenizer must be an object"))?;
+        let tf = t
+            .get("file")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if !valid_file(&tf) {
-            return Err(format!("{name}: tokenizer.file {tf:?} must be a file name next to the manifest"));
+            return Err(format!(
+                "{name}: tokenizer.file {tf:?} must be a file name next to the manifest"
+            ));
         }
-        let tb = std::fs::read(dir.join(&tf)).map_err(|e| format!("{name}: cannot read tokenizer {tf}: {e}"))?;
+        let tb = std::fs::read(dir.join(&tf))
+            .map_err(|e| format!("{name}: cannot read tokenizer {tf}: {e}"))?;
         t.extend(digest(&tb));
         out.insert("tokenizer".into(), Value::Object(t));
     }
     if let Some(ts) = entry.get("test_set") {
-        let mut t = ts.as_object().cloned().ok_or_else(|| format!("{name}: test_set must be an object"))?;
+        let mut t = ts
+            .as_object()
+            .cloned()
+            .ok_or_else(|| format!("{name}: test_set must be an object"))?;
         let rows = |key: &str| -> Result<u32, String> {
             let f = t.get(key).and_then(Value::as_str).unwrap_or("");
             let p = dir.join(f);
             if !valid_rel(f) {
-                return Err(format!("{name}: test_set.{key} {f:?} must be a relative path without ..")); 
+                return Err(format!(
+                    "{name}: test_set.{key} {f:?} must be a relative path without .."
+                ));
             }
             let a = crate::npy::read(&p).map_err(|e| format!("{name}: test_set.{key}: {e:#}"))?;
             Ok(*a.dims.first().unwrap_or(&0))
@@ -248,17 +293,28 @@ fn valid_rel(p: &str) -> bool {
 fn check_chosen(entry: &Map<String, Value>, g: &GraphDesc) -> Result<(), String> {
     let name = entry.get("name").and_then(Value::as_str).unwrap_or("");
     if !valid_name(name) {
-        return Err(format!("name {name:?}: use 1..{MAX_NAME} of [A-Za-z0-9._-], starting with a letter or digit"));
+        return Err(format!(
+            "name {name:?}: use 1..{MAX_NAME} of [A-Za-z0-9._-], starting with a letter or digit"
+        ));
     }
     for key in entry.keys() {
         if !CHOSEN.contains(&key.as_str()) && !READ.contains(&key.as_str()) {
-            return Err(format!("{name}: unknown field {key:?} (fields: {})", [CHOSEN, READ].concat().join(", ")));
+            return Err(format!(
+                "{name}: unknown field {key:?} (fields: {})",
+                [CHOSEN, READ].concat().join(", ")
+            ));
         }
     }
     let labels = match entry.get("labels") {
         None => None,
-        Some(Value::Array(a)) if a.len() <= MAX_LABELS && a.iter().all(Value::is_string) => Some(a.len()),
-        Some(_) => return Err(format!("{name}: labels must be a list of at most {MAX_LABELS} strings")),
+        Some(Value::Array(a)) if a.len() <= MAX_LABELS && a.iter().all(Value::is_string) => {
+            Some(a.len())
+        }
+        Some(_) => {
+            return Err(format!(
+                "{name}: labels must be a list of at most {MAX_LABELS} strings"
+            ))
+        }
     };
     for key in ["license", "source", "attribution", "data_license", "task"] {
         if entry.get(key).is_some_and(|v| !v.is_string()) {
@@ -266,7 +322,9 @@ fn check_chosen(entry: &Map<String, Value>, g: &GraphDesc) -> Result<(), String>
         }
     }
     if entry.contains_key("preprocess") && entry.contains_key("tokenizer") {
-        return Err(format!("{name}: a text model's input is its tokenizer; it takes no preprocess"));
+        return Err(format!(
+            "{name}: a text model's input is its tokenizer; it takes no preprocess"
+        ));
     }
     processing::check_against_model(entry.get("preprocess"), entry.get("postprocess"), labels, g)
         .map_err(|e| format!("{name}: {e}"))
@@ -274,7 +332,9 @@ fn check_chosen(entry: &Map<String, Value>, g: &GraphDesc) -> Result<(), String>
 
 /// The entry as the files say it must be: chosen fields kept, read fields recomputed.
 fn expected(dir: &Path, entry: &Value, engine: &mut Native) -> Result<Value, String> {
-    let obj = entry.as_object().ok_or("a manifest entry must be an object")?;
+    let obj = entry
+        .as_object()
+        .ok_or("a manifest entry must be an object")?;
     let (read, g) = read_fields(dir, obj, engine)?;
     check_chosen(obj, &g)?;
     let mut out = obj.clone();
@@ -283,17 +343,29 @@ fn expected(dir: &Path, entry: &Value, engine: &mut Native) -> Result<Value, Str
 }
 
 fn diff(name: &str, have: &Value, want: &Value, problems: &mut Vec<String>) {
-    let (Some(h), Some(w)) = (have.as_object(), want.as_object()) else { return };
+    let (Some(h), Some(w)) = (have.as_object(), want.as_object()) else {
+        return;
+    };
     let mut keys: Vec<&String> = h.keys().chain(w.keys()).collect();
     keys.sort();
     keys.dedup();
     for k in keys {
         if h.get(k) != w.get(k) {
-            let show = |v: Option<&Value>| v.map_or("nothing".into(), |v| {
-                let s = v.to_string();
-                if s.len() > 160 { format!("{}…", &s[..s.floor_char_boundary(160)]) } else { s }
-            });
-            problems.push(format!("{name}.{k}: the manifest has {}, the files give {}", show(h.get(k)), show(w.get(k))));
+            let show = |v: Option<&Value>| {
+                v.map_or("nothing".into(), |v| {
+                    let s = v.to_string();
+                    if s.len() > 160 {
+                        format!("{}…", &s[..s.floor_char_boundary(160)])
+                    } else {
+                        s
+                    }
+                })
+            };
+            problems.push(format!(
+                "{name}.{k}: the manifest has {}, the files give {}",
+                show(h.get(k)),
+                show(w.get(k))
+            ));
         }
     }
 }
@@ -372,9 +444,17 @@ pub fn name_from_file(path: &Path) -> String {
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
     let mut n: String = stem
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
-    n = n.trim_start_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+    n = n
+        .trim_start_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string();
     n.truncate(MAX_NAME);
     if n.is_empty() {
         "model".into()
@@ -387,11 +467,23 @@ pub fn name_from_file(path: &Path) -> String {
 pub fn add(path: &Path, file: &Path, o: AddOptions) -> Result<Value> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let mut engine = Native::default();
-    let g = describe(&mut engine, &bytes, file)
-        .map_err(|e| anyhow::anyhow!("the engine cannot load {}: {e}\nnothing was added", file.display()))?;
-    let mut m = if path.exists() { Manifest::open(path)? } else { Manifest::new(path) };
+    let g = describe(&mut engine, &bytes, file).map_err(|e| {
+        anyhow::anyhow!(
+            "the engine cannot load {}: {e}\nnothing was added",
+            file.display()
+        )
+    })?;
+    let mut m = if path.exists() {
+        Manifest::open(path)?
+    } else {
+        Manifest::new(path)
+    };
     let name = o.name.unwrap_or_else(|| name_from_file(file));
-    let file_name = file.file_name().and_then(|s| s.to_str()).unwrap_or("").to_string();
+    let file_name = file
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or("")
+        .to_string();
     if !valid_file(&file_name) {
         bail!("the file name {file_name:?} cannot be served as is: rename it to [A-Za-z0-9][A-Za-z0-9._-]* (letters, digits, . _ -)");
     }
@@ -401,7 +493,11 @@ pub fn add(path: &Path, file: &Path, o: AddOptions) -> Result<Value> {
     if let Some(l) = o.labels {
         entry.insert("labels".into(), l.into());
     }
-    for (k, v) in [("license", o.license), ("source", o.source), ("attribution", o.attribution)] {
+    for (k, v) in [
+        ("license", o.license),
+        ("source", o.source),
+        ("attribution", o.attribution),
+    ] {
         if let Some(v) = v {
             entry.insert(k.into(), v.into());
         }
@@ -412,20 +508,35 @@ pub fn add(path: &Path, file: &Path, o: AddOptions) -> Result<Value> {
         }
     }
     check_chosen(&entry, &g).map_err(|e| anyhow::anyhow!("{e}\nnothing was added"))?;
-    let others: Vec<&Value> = m.entries().iter().filter(|e| e["name"] != name.as_str()).collect();
+    let others: Vec<&Value> = m
+        .entries()
+        .iter()
+        .filter(|e| e["name"] != name.as_str())
+        .collect();
     if !o.replace && others.len() != m.entries().len() {
-        bail!("there is already a model named {name:?} in {}: choose another --name, or --replace it", m.path.display());
+        bail!(
+            "there is already a model named {name:?} in {}: choose another --name, or --replace it",
+            m.path.display()
+        );
     }
     if let Some(e) = others.iter().find(|e| e["file"] == file_name.as_str()) {
-        bail!("{file_name} is already the file of model {}: rename your file", e["name"]);
+        bail!(
+            "{file_name} is already the file of model {}: rename your file",
+            e["name"]
+        );
     }
     let dest = m.dir.join(&file_name);
     let same_place = std::fs::canonicalize(&dest).ok() == std::fs::canonicalize(file).ok();
     if !same_place {
         if dest.exists() && std::fs::read(&dest)? != bytes && !o.replace {
-            bail!("{} exists and differs from {}: --replace to overwrite it", dest.display(), file.display());
+            bail!(
+                "{} exists and differs from {}: --replace to overwrite it",
+                dest.display(),
+                file.display()
+            );
         }
-        std::fs::write(&dest, &bytes).with_context(|| format!("copying the model to {}", dest.display()))?;
+        std::fs::write(&dest, &bytes)
+            .with_context(|| format!("copying the model to {}", dest.display()))?;
     }
     let want = expected(&m.dir, &Value::Object(entry), &mut engine).map_err(anyhow::Error::msg)?;
     let mut list: Vec<Value> = others.into_iter().cloned().collect();
@@ -441,9 +552,15 @@ pub fn parse_labels(arg: &str) -> Result<Vec<String>> {
     if p.is_file() {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading {arg}"))?;
         if arg.ends_with(".json") {
-            return serde_json::from_str(&text).with_context(|| format!("{arg}: expected a JSON list of strings"));
+            return serde_json::from_str(&text)
+                .with_context(|| format!("{arg}: expected a JSON list of strings"));
         }
-        return Ok(text.lines().map(str::trim_end).filter(|l| !l.is_empty()).map(String::from).collect());
+        return Ok(text
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect());
     }
     Ok(arg.split(',').map(|s| s.trim().to_string()).collect())
 }
@@ -469,12 +586,18 @@ mod tests {
         assert_eq!(base64(b"foo"), "Zm9v");
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
         let d = digest(b"abc");
-        assert_eq!(d["integrity"], "sha256-ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=");
+        assert_eq!(
+            d["integrity"],
+            "sha256-ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
+        );
     }
 
     #[test]
     fn names() {
-        assert_eq!(name_from_file(Path::new("/x/My Model (v2).onnx")), "my-model--v2-");
+        assert_eq!(
+            name_from_file(Path::new("/x/My Model (v2).onnx")),
+            "my-model--v2-"
+        );
         assert!(valid_name("selfie") && !valid_name("-a") && !valid_name("a/b"));
         assert!(!valid_file("../x.onnx") && valid_file("x.onnx"));
     }

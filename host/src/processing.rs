@@ -72,13 +72,22 @@ fn field(place: &str, f: &Value, v: &Value, sofar: &Map<String, Value>) -> Resul
     } else {
         String::new()
     };
-    let int = |v: &Value| v.as_i64().or_else(|| v.as_f64().filter(|x| x.fract() == 0.0 && x.abs() < 9e15).map(|x| x as i64));
+    let int = |v: &Value| {
+        v.as_i64().or_else(|| {
+            v.as_f64()
+                .filter(|x| x.fract() == 0.0 && x.abs() < 9e15)
+                .map(|x| x as i64)
+        })
+    };
     match f["type"].as_str().unwrap_or("") {
         "string" => match v.as_str() {
             Some(s) if !s.is_empty() && s.chars().count() <= 256 => Ok(v.clone()),
             _ => Err(format!("{place} must be a name of 1..256 characters")),
         },
-        "bool" => v.as_bool().map(Value::from).ok_or_else(|| format!("{place} must be true or false")),
+        "bool" => v
+            .as_bool()
+            .map(Value::from)
+            .ok_or_else(|| format!("{place} must be true or false")),
         "int" => match int(v) {
             Some(i) if in_range(i as f64) => Ok(i.into()),
             _ => Err(format!("{place} must be an integer{range}")),
@@ -97,8 +106,12 @@ fn field(place: &str, f: &Value, v: &Value, sofar: &Map<String, Value>) -> Resul
             }
         }
         "int-pair" => match v.as_array() {
-            Some(a) if a.len() == 2 && a.iter().all(|x| int(x).is_some_and(|i| in_range(i as f64))) => {
-                Ok(Value::Array(a.iter().map(|x| int(x).unwrap().into()).collect()))
+            Some(a)
+                if a.len() == 2 && a.iter().all(|x| int(x).is_some_and(|i| in_range(i as f64))) =>
+            {
+                Ok(Value::Array(
+                    a.iter().map(|x| int(x).unwrap().into()).collect(),
+                ))
             }
             _ => Err(format!("{place} must be [a, b], integers{range}")),
         },
@@ -116,14 +129,18 @@ fn field(place: &str, f: &Value, v: &Value, sofar: &Map<String, Value>) -> Resul
                 _ => vec![],
             };
             if list.len() != n || !list.iter().all(|x| x.as_f64().is_some_and(f64::is_finite)) {
-                return Err(format!("{place} must be a number or {n} numbers (one per {on} channel)"));
+                return Err(format!(
+                    "{place} must be a number or {n} numbers (one per {on} channel)"
+                ));
             }
             if f["nonzero"] == true && list.iter().any(|x| x.as_f64() == Some(0.0)) {
                 return Err(format!("{place} must not be 0"));
             }
             Ok(Value::Array(list))
         }
-        other => Err(format!("{place}: processing.json has no field type {other}")),
+        other => Err(format!(
+            "{place}: processing.json has no field type {other}"
+        )),
     }
 }
 
@@ -131,13 +148,23 @@ fn dims_text(d: &IoDesc) -> String {
     format!("\"{}\" {}", d.name, d.signature())
 }
 
-fn named<'a>(list: &'a [IoDesc], name: Option<&str>, what: &str, place: &str) -> Result<&'a IoDesc, String> {
+fn named<'a>(
+    list: &'a [IoDesc],
+    name: Option<&str>,
+    what: &str,
+    place: &str,
+) -> Result<&'a IoDesc, String> {
     match name {
         Some(n) => list.iter().find(|d| d.name == n).ok_or_else(|| {
             let names: Vec<&str> = list.iter().map(|d| d.name.as_str()).collect();
-            format!("{place}: the model has no {what} \"{n}\" ({what}s: {})", names.join(", "))
+            format!(
+                "{place}: the model has no {what} \"{n}\" ({what}s: {})",
+                names.join(", ")
+            )
         }),
-        None => list.first().ok_or_else(|| format!("{place}: the model has no {what}")),
+        None => list
+            .first()
+            .ok_or_else(|| format!("{place}: the model has no {what}")),
     }
 }
 
@@ -164,7 +191,12 @@ pub fn check_against_model(
 ) -> Result<(), String> {
     if let Some(pre) = pre {
         let s = check("preprocess", pre)?;
-        let input = named(&g.inputs, s.get("input").and_then(Value::as_str), "input", "preprocess.input")?;
+        let input = named(
+            &g.inputs,
+            s.get("input").and_then(Value::as_str),
+            "input",
+            "preprocess.input",
+        )?;
         if s.get("input").is_none() && g.inputs.len() != 1 {
             return Err(format!(
                 "preprocess.input: the model has {} inputs; name the one the {} feeds",
@@ -173,7 +205,10 @@ pub fn check_against_model(
             ));
         }
         if input.carrier != Some(inference::ElementType::F32) {
-            return Err(format!("preprocess: input {} is not float32", dims_text(input)));
+            return Err(format!(
+                "preprocess: input {} is not float32",
+                dims_text(input)
+            ));
         }
         let want: Vec<u64> = match s["kind"].as_str() {
             Some("image") => {
@@ -194,7 +229,10 @@ pub fn check_against_model(
         if !want.is_empty() && !fits(input, &want) {
             return Err(format!(
                 "preprocess makes a tensor [{}], but the model's input is {}",
-                want.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
+                want.iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 dims_text(input)
             ));
         }
@@ -216,7 +254,8 @@ pub fn check_against_model(
             Some(kind) => {
                 let o = named(&g.outputs, out_of("output"), "output", "postprocess.output")?;
                 let last = o.shape.as_ref().and_then(|d| d.last().cloned());
-                if let (Some("classes"), Some(Dim::Fixed(k)), Some(n)) = (Some(kind), last, labels) {
+                if let (Some("classes"), Some(Dim::Fixed(k)), Some(n)) = (Some(kind), last, labels)
+                {
                     if k as usize != n {
                         return Err(format!(
                             "postprocess: {n} labels, but output {} has {k} classes",
@@ -225,7 +264,10 @@ pub fn check_against_model(
                     }
                 }
                 if kind == "mask" && o.shape.as_ref().is_some_and(|d| d.len() != 4) {
-                    return Err(format!("postprocess: a mask output is [1, H, W, C] or [1, C, H, W]; {} is not", dims_text(o)));
+                    return Err(format!(
+                        "postprocess: a mask output is [1, H, W, C] or [1, C, H, W]; {} is not",
+                        dims_text(o)
+                    ));
                 }
             }
             None => {}
@@ -241,24 +283,54 @@ mod tests {
 
     #[test]
     fn defaults_and_errors() {
-        let s = check("preprocess", &json!({"kind": "image", "size": [224, 224], "mean": [0.5, 0.5, 0.5]})).unwrap();
+        let s = check(
+            "preprocess",
+            &json!({"kind": "image", "size": [224, 224], "mean": [0.5, 0.5, 0.5]}),
+        )
+        .unwrap();
         assert_eq!(s["resize"], "stretch");
         assert_eq!(s["std"], json!([1, 1, 1]));
-        let gray = check("preprocess", &json!({"kind": "image", "size": [8, 8], "channels": "gray", "mean": 0.5})).unwrap();
+        let gray = check(
+            "preprocess",
+            &json!({"kind": "image", "size": [8, 8], "channels": "gray", "mean": 0.5}),
+        )
+        .unwrap();
         assert_eq!(gray["mean"], json!([0.5]));
         for (bad, why) in [
             (json!({"kind": "image"}), "preprocess.size is required"),
             (json!({"kind": "image", "size": [0, 4]}), "preprocess.size"),
-            (json!({"kind": "image", "size": [4, 4], "resize": "zoom"}), "preprocess.resize \"zoom\": use stretch, crop, letterbox"),
-            (json!({"kind": "image", "size": [4, 4], "mean": [1, 2]}), "preprocess.mean must be a number or 3 numbers"),
-            (json!({"kind": "image", "size": [4, 4], "std": 0}), "preprocess.std must not be 0"),
-            (json!({"kind": "image", "size": [4, 4], "sise": 1}), "preprocess.sise: not a field of image"),
-            (json!({"kind": "video"}), "preprocess.kind \"video\": use audio, image"),
-            (json!({"kind": "audio", "sample_rate": 16000.5}), "preprocess.sample_rate must be an integer in [1000, 384000]"),
+            (
+                json!({"kind": "image", "size": [4, 4], "resize": "zoom"}),
+                "preprocess.resize \"zoom\": use stretch, crop, letterbox",
+            ),
+            (
+                json!({"kind": "image", "size": [4, 4], "mean": [1, 2]}),
+                "preprocess.mean must be a number or 3 numbers",
+            ),
+            (
+                json!({"kind": "image", "size": [4, 4], "std": 0}),
+                "preprocess.std must not be 0",
+            ),
+            (
+                json!({"kind": "image", "size": [4, 4], "sise": 1}),
+                "preprocess.sise: not a field of image",
+            ),
+            (
+                json!({"kind": "video"}),
+                "preprocess.kind \"video\": use audio, image",
+            ),
+            (
+                json!({"kind": "audio", "sample_rate": 16000.5}),
+                "preprocess.sample_rate must be an integer in [1000, 384000]",
+            ),
         ] {
             let e = check("preprocess", &bad).unwrap_err();
             assert!(e.contains(why), "{e} / {why}");
         }
-        assert!(check("postprocess", &json!({"kind": "boxes", "boxes": "b"})).unwrap_err().contains("postprocess.scores is required"));
+        assert!(
+            check("postprocess", &json!({"kind": "boxes", "boxes": "b"}))
+                .unwrap_err()
+                .contains("postprocess.scores is required")
+        );
     }
 }
