@@ -383,7 +383,7 @@ def main():
         acc = lacc
     if acc < MIN_ACCURACY:
         raise SystemExit(f"held-out accuracy {acc:.4f} < {MIN_ACCURACY}")
-    print("now run: python3 models/manifest.py")
+    print("now run: secure-context models update")
 
 
 if __name__ == "__main__":
