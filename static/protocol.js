@@ -117,7 +117,8 @@ export function idOf(/** @type {any} */ msg) {
  *   hello {protocol} (once, at start; id 0)      pong          progress {phase, loaded?, total?, message?}
  *   ready {model, engine, graph, isolation, timings}           result {outputs, timings, windows?}
  *   status {status}   cancelled {count}   purged {deleted}   closed   error {code, message}
- *   input-result {seq, outputs}   (input mode: the user pressed Send; id is the init's)
+ *   input-result {seq, outputs, result?}   (input mode: the user pressed Send; id is the init's;
+ *                 result: the manifest's postprocess applied, see checkProcessed)
  *   port              (id 0; event.ports[0] is the worker's direct line, see run-port.js)
  *   port-closed {running, code, message, retry}   (id 0; the worker behind the port stopped)
  */
@@ -152,16 +153,47 @@ export function checkOutputs(outputs) {
     && o.shape.reduce((/** @type {number} */ a, /** @type {number} */ b) => a * b, 1) === o.data.length);
 }
 
-/** The fields an input-result has, and nothing else may ride along. */
-const INPUT_RESULT_FIELDS = "id,outputs,seq,type,v";
+/** The fields an input-result has (`result` when the model declares a postprocess), and nothing else may ride along. */
+const INPUT_RESULT_FIELDS = ["id,outputs,seq,type,v", "id,outputs,result,seq,type,v"];
 
 /**
- * An input-result the page accepts: for the init it sent (`initId`), outputs only.
+ * An input-result the page accepts: for the init it sent (`initId`), outputs only (and what
+ * the manifest's `postprocess` made of them).
  * @param {any} msg @param {number | null} initId
  */
 export function checkInputResult(msg, initId) {
   return msg?.type === "input-result" && initId !== null && msg.id === initId && Number.isSafeInteger(msg.seq)
-    && checkOutputs(msg.outputs) && Object.keys(msg).sort().join(",") === INPUT_RESULT_FIELDS;
+    && checkOutputs(msg.outputs) && INPUT_RESULT_FIELDS.includes(Object.keys(msg).sort().join(","))
+    && (msg.result === undefined || checkProcessed(msg.result));
+}
+
+const MAX_RESULT_ITEMS = 10000;
+const isNum = (/** @type {unknown} */ x) => typeof x === "number" && Number.isFinite(x);
+const isClass = (/** @type {any} */ c) => c && typeof c.label === "string" && Number.isSafeInteger(c.index) && isNum(c.score);
+
+/**
+ * A post-processed result (static/media.js `postprocess`), checked field by field:
+ *   {kind: "classes", classes: [[{label, index, score}]]}
+ *   {kind: "boxes", boxes: [{box: [x0, y0, x1, y1], score, index, label}]}
+ *   {kind: "mask", width, height, mask: Uint8Array}
+ * @param {any} r
+ */
+export function checkProcessed(r) {
+  if (!r || typeof r !== "object" || Object.getPrototypeOf(r) !== Object.prototype) return false;
+  const keys = Object.keys(r).sort().join(",");
+  switch (r.kind) {
+    case "classes":
+      return keys === "classes,kind" && Array.isArray(r.classes) && r.classes.length <= MAX_RESULT_ITEMS
+        && r.classes.every((/** @type {any} */ row) => Array.isArray(row) && row.length <= 1000 && row.every(isClass));
+    case "boxes":
+      return keys === "boxes,kind" && Array.isArray(r.boxes) && r.boxes.length <= MAX_RESULT_ITEMS
+        && r.boxes.every((/** @type {any} */ b) => isClass(b) && Object.keys(b).length === 4 && Array.isArray(b.box) && b.box.length === 4 && b.box.every(isNum));
+    case "mask":
+      return keys === "height,kind,mask,width" && Number.isSafeInteger(r.width) && Number.isSafeInteger(r.height)
+        && r.mask instanceof Uint8Array && r.width > 0 && r.height > 0 && r.mask.length === r.width * r.height;
+    default:
+      return false;
+  }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 
 import { checkAgainstGraph, validateInputs } from "./run-inputs.js";
 import { SandboxError } from "./sandbox-error.js";
+import { imagePipeline, mountImageInput } from "./sandbox-image.js";
 import { mountInput } from "./sandbox-input.js";
 import { mountTextInput } from "./sandbox-text.js";
 
@@ -58,17 +59,25 @@ export function startInput({ state, engine, reply, report, initId, origin }) {
     });
     return;
   }
-  mountInput({
-    spec: state.graphInfo.inputs[0],
-    labels: state.model?.labels,
-    send,
-    run: async ({ name, data, shape }) => {
-      ready();
-      const t = { [name]: { data, shape } };
-      const problem = validateInputs(t);
-      if (problem) throw new SandboxError("invalid-argument", problem);
-      checkAgainstGraph(t, state.graphInfo);
-      return { outputs: byName(await engine.run([{ name, shape, data }])) };
-    },
-  });
+  /** @param {{name: string, data: Float32Array, shape: number[]}} input */
+  const run = async ({ name, data, shape }) => {
+    ready();
+    const t = { [name]: { data, shape } };
+    const problem = validateInputs(t);
+    if (problem) throw new SandboxError("invalid-argument", problem);
+    checkAgainstGraph(t, state.graphInfo);
+    return { outputs: byName(await engine.run([{ name, shape, data }])) };
+  };
+  const pre = state.model?.preprocess;
+  if (pre?.kind === "image") {
+    // The manifest says how an image becomes the tensor: the user picks an image, not numbers.
+    mountImageInput({
+      pipeline: imagePipeline({ preprocess: pre, postprocess: state.model.postprocess, labels: state.model.labels, inputName: state.graphInfo.inputs[0].name, run }),
+      send: report
+        ? (outputs, result) => reply(origin, { type: "input-result", id: initId, seq: ++seq, outputs, ...(result ? { result } : {}) })
+        : null,
+    });
+    return;
+  }
+  mountInput({ spec: state.graphInfo.inputs[0], labels: state.model?.labels, send, run });
 }

@@ -69,7 +69,7 @@ export class SecureContext {
   /** @type {((ev: MessageEvent) => void) | null} */ #listener = null;
   /** @type {(() => void) | null} */ #onHello = null;
   /** @type {number | null} */ #inputId = null;
-  /** @type {((r: {outputs: Record<string, TensorValue>, seq: number}) => void) | null} */ #onInput = null;
+  /** @type {((r: {outputs: Record<string, TensorValue>, seq: number, result?: any}) => void) | null} */ #onInput = null;
   /** The engine worker's direct port (see #usePort), or null: runs then go through the sandbox. */
   /** @type {MessagePort | null} */ #port = null;
   /** Runs sent on #port and not yet answered: id -> what to send again if the worker restarts. */
@@ -92,7 +92,7 @@ export class SecureContext {
    *   timeoutMs?: number,
    *   connectTimeoutMs?: number,
    *   input?: { report: boolean },
-   *   onInput?: (r: { outputs: Record<string, TensorValue>, seq: number }) => void,
+   *   onInput?: (r: { outputs: Record<string, TensorValue>, seq: number, result?: any }) => void,
    * }} options
    *   frame: the iframe (sandbox="allow-scripts allow-same-origin", allow="cross-origin-isolated");
    *     if it has no src, sandbox.html next to this module is used.
@@ -104,7 +104,9 @@ export class SecureContext {
    *   input: input mode: the sandbox document shows a draw pad / file picker and runs the
    *     user's input itself (show the frame). With report: true, the outputs of a result (never
    *     the input, no timings) come to onInput when the user sends them with the frame's Send
-   *     button; with false, nothing comes back.
+   *     button; with false, nothing comes back. For a model whose manifest entry declares
+   *     `preprocess` (e.g. an image), the frame takes that kind of input (an image file) and
+   *     `result` carries its `postprocess` (classes, boxes or a mask).
    * @returns {Promise<SecureContext>}
    */
   static async open(options) {
@@ -238,7 +240,7 @@ export class SecureContext {
           this.#dropped++;
           return;
         }
-        try { this.#onInput({ outputs: msg.outputs, seq: msg.seq }); } catch { /* caller's bug */ }
+        try { this.#onInput({ outputs: msg.outputs, seq: msg.seq, ...(msg.result ? { result: msg.result } : {}) }); } catch { /* caller's bug */ }
         return;
       }
       const p = this.#pending.get(msg.id);
