@@ -38,6 +38,16 @@ export function checkText(text) {
   return null;
 }
 
+/**
+ * What the user gives in input mode (init.input.kind; default: what the model's manifest entry
+ * implies): `tensor` numbers (draw pad, .npy/.json/.csv file), `image` an image file (the entry
+ * declares preprocess {kind: "image"}), `text` typed text (the entry names a tokenizer),
+ * `camera` live frames of the camera, each made into the tensor like an image (the embedder must
+ * also delegate the camera with the iframe's allow="camera"); their results are posted at most
+ * `rate` times a second (init.input.rate, default 1).
+ */
+export const INPUT_KINDS = Object.freeze(["tensor", "image", "text", "camera"]);
+
 /** @param {any} msg @returns {string | null} */
 function checkInit(msg) {
   if (typeof msg.model !== "string" || !MODEL_NAME.test(msg.model)) return "init.model must be a model name";
@@ -48,8 +58,12 @@ function checkInit(msg) {
   if (msg.input !== undefined) {
     const i = msg.input;
     if (!i || typeof i !== "object" || Object.getPrototypeOf(i) !== Object.prototype) return "init.input must be an object {report: boolean}";
-    for (const k of Object.keys(i)) if (k !== "report") return `init.input: unexpected field ${JSON.stringify(k.slice(0, 40))}`;
+    for (const k of Object.keys(i)) if (k !== "report" && k !== "kind" && k !== "rate") return `init.input: unexpected field ${JSON.stringify(k.slice(0, 40))}`;
     if (typeof i.report !== "boolean") return "init.input.report must be a boolean";
+    if (i.kind !== undefined && !INPUT_KINDS.includes(i.kind)) return `init.input.kind must be one of ${INPUT_KINDS.join(", ")}`;
+    if (i.rate !== undefined && (i.kind !== "camera" || typeof i.rate !== "number" || !(i.rate > 0 && i.rate <= LIMITS.maxInputRate))) {
+      return `init.input.rate must be a number in (0, ${LIMITS.maxInputRate}], with kind "camera"`;
+    }
   }
   return null;
 }
@@ -60,7 +74,7 @@ function checkInit(msg) {
 /**
  * Requests the sandbox serves, each with the fields it may carry besides v, type and id.
  *   ping                                  -> pong
- *   init   {model, requireIsolation?, timeoutMs?, input?: {report: boolean}}
+ *   init   {model, requireIsolation?, timeoutMs?, input?: {report: boolean, kind?: INPUT_KINDS, rate?: number}}
  *                                         -> progress*, ready | error
  *   run    {inputs: {name: {data: Float32Array, shape: number[]}}} -> result | error
  *   run-text {text: string}  (a model whose manifest entry names a tokenizer)

@@ -91,7 +91,7 @@ export class SecureContext {
    *   origin?: string,
    *   timeoutMs?: number,
    *   connectTimeoutMs?: number,
-   *   input?: { report: boolean },
+   *   input?: { report: boolean, kind?: "tensor" | "image" | "text" | "camera", rate?: number },
    *   onInput?: (r: { outputs: Record<string, TensorValue>, seq: number, result?: any }) => void,
    * }} options
    *   frame: the iframe (sandbox="allow-scripts allow-same-origin", allow="cross-origin-isolated");
@@ -106,7 +106,9 @@ export class SecureContext {
    *     the input, no timings) come to onInput when the user sends them with the frame's Send
    *     button; with false, nothing comes back. For a model whose manifest entry declares
    *     `preprocess` (e.g. an image), the frame takes that kind of input (an image file) and
-   *     `result` carries its `postprocess` (classes, boxes or a mask).
+   *     `result` carries its `postprocess` (classes, boxes or a mask). `kind` asks for one
+   *     kind of input (protocol.js INPUT_KINDS); the sandbox refuses a model that cannot take it.
+   *     kind "camera" needs the frame's allow="camera" too; `rate` caps the results a second.
    * @returns {Promise<SecureContext>}
    */
   static async open(options) {
@@ -125,7 +127,7 @@ export class SecureContext {
     ctx.#listen();
     try {
       await ctx.#connect(connectTimeoutMs);
-      const init = { type: "init", model, requireIsolation, ...(timeoutMs ? { timeoutMs } : {}), ...(input ? { input: { report: input.report } } : {}) };
+      const init = { type: "init", model, requireIsolation, ...(timeoutMs ? { timeoutMs } : {}), ...(input ? { input: { report: input.report, ...(input.kind ? { kind: input.kind } : {}), ...(input.rate ? { rate: input.rate } : {}) } } : {}) };
       ctx.#inputId = input ? ctx.#nextId : null; // the id #request gives this init
       ctx.#ready = await ctx.#request(init, onProgress);
     } catch (e) {

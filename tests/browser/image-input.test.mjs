@@ -176,3 +176,34 @@ test("a file that is not an image is refused in the frame with a clear message, 
     await context.close();
   }
 });
+
+test("init.input.kind: a model that cannot take that kind of input is refused with what it lacks", async () => {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    await page.goto(`${B.origin}/__test/blank.html`);
+    const got = await page.evaluate(async (src) => {
+      const { SecureContext } = await import("/secure-context.js");
+      const out = [];
+      for (const [model, kind] of [["digits", "image"], ["digits", "text"], ["selfie", "pixels"]]) {
+        const frame = document.createElement("iframe");
+        frame.setAttribute("sandbox", "allow-scripts allow-same-origin");
+        frame.src = src;
+        document.body.append(frame);
+        try {
+          await SecureContext.open({ frame, model, input: { report: true, kind }, onInput: () => {} });
+          out.push("opened");
+        } catch (e) {
+          out.push(`${e.code}: ${e.message}`);
+        }
+        frame.remove();
+      }
+      return out;
+    }, `${A.origin}/sandbox.html?parents=${encodeURIComponent(B.origin)}`);
+    assert.match(got[0], /^invalid-argument: input kind "image": model "digits" declares no image preprocess/);
+    assert.match(got[1], /^invalid-argument: input kind "text": model "digits" takes tensors/);
+    assert.match(got[2], /^bad-message: init\.input\.kind must be one of tensor, image, text$/);
+  } finally {
+    await context.close();
+  }
+});

@@ -6,7 +6,8 @@ reference kernels for .tflite, onnxruntime for .onnx) on real photographs.
     python3 tests/browser/image_oracle.py MODEL OUT_DIR
 
 writes OUT_DIR/NAME.png (each photograph decoded by Pillow and saved as a plain RGB PNG, no
-colour profile: the file the browser test picks, so both sides start from the same pixels) and
+colour profile: the file the browser test picks, so both sides start from the same pixels),
+OUT_DIR/NAME.y4m (the same as a one-frame video for Chromium's fake camera, even sizes only) and
 OUT_DIR/reference.json (per image: the outputs, base64 float32, and the post-processed result).
 
 The photographs, real and not committed: grace_hopper.jpg (a portrait, US Navy photo, public
@@ -108,6 +109,20 @@ def postprocess(outputs: dict[str, np.ndarray], spec: dict | None, labels: list[
     raise SystemExit(f"image_oracle.py: postprocess {spec['kind']} not implemented")
 
 
+def write_y4m(rgb: np.ndarray, path: Path) -> None:
+    """One frame as a Y4M video (4:2:0, BT.601 limited range): Chromium's fake camera plays it
+    (--use-file-for-fake-video-capture), so the camera test sees a real photograph."""
+    x = rgb.astype(np.float64) / 255
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    y = 16 + 65.481 * r + 128.553 * g + 24.966 * b
+    cb = 128 - 37.797 * r - 74.203 * g + 112.0 * b
+    cr = 128 + 112.0 * r - 93.786 * g - 18.214 * b
+    sub = lambda c: c.reshape(c.shape[0] // 2, 2, c.shape[1] // 2, 2).mean(axis=(1, 3))  # noqa: E731
+    planes = [np.clip(np.rint(p), 0, 255).astype(np.uint8) for p in (y, sub(cb), sub(cr))]
+    h, w = y.shape
+    path.write_bytes(f"YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg\n".encode() + b"FRAME\n" + b"".join(p.tobytes() for p in planes))
+
+
 def main() -> None:
     name, out = sys.argv[1], Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
@@ -116,6 +131,8 @@ def main() -> None:
     for stem, data in photographs().items():
         rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
         Image.fromarray(rgb).save(out / f"{stem}.png")  # no iCCP chunk: plain sRGB values
+        if rgb.shape[0] % 2 == 0 and rgb.shape[1] % 2 == 0:
+            write_y4m(rgb, out / f"{stem}.y4m")
         outputs = run_model(ROOT / "models" / entry["file"], entry["format"], preprocess(rgb, entry["preprocess"]))
         ref["images"].append({
             "file": f"{stem}.png", "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
