@@ -73,7 +73,7 @@ export function mountCameraInput({ pipeline, send, rate }) {
     if (running) return;
     start.disabled = true;
     try {
-      stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false });
+      stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: false });
       video.srcObject = stream;
       await video.play();
     } catch (e) {

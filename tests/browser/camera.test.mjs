@@ -6,8 +6,8 @@
 // asked for it (init.input.kind "camera"); the sandbox document alone has camera=(self) in its
 // Permissions-Policy; frames are processed in the frame, and only outputs + the mask reach the
 // embedder, at most `rate` a second; the mask agrees with Pillow + LiteRT on the photograph
-// (IoU >= 0.9: the camera path goes through 4:2:0 YUV and the browser's colour conversion, so
-// pixels differ slightly; measured value printed).
+// (IoU >= 0.98: the camera path goes through 4:2:0 YUV and the browser's colour conversion, so
+// pixels differ by a few levels; measured 0.9987, printed by the test).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -33,7 +33,9 @@ before(async () => {
   execFileSync("python3", [path.join(ROOT, "tests", "browser", "image_oracle.py"), "selfie", refDir], { stdio: "inherit" });
   const ref = JSON.parse(fs.readFileSync(path.join(refDir, "reference.json"), "utf8"));
   want = ref.images.find((i) => i.file === "grace_hopper.png").result;
-  B = await startServer({ root: WEB, isolate: false, csp: false });
+  // The embedder: another origin whose page, like a Streamlit page, sends no Permissions-Policy
+  // of its own (the runtime's camera=() on its own documents would forbid delegating the camera).
+  B = await startServer({ root: WEB, isolate: false, csp: false, permissions: false });
   A = await startServer({ root: WEB, frameAncestors: [B.origin] });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -120,7 +122,7 @@ test("camera frames run in the sandbox; the embedder gets outputs and masks only
     for (let i = 0; i < got.length; i++) { inter += got[i] && want.mask[i] ? 1 : 0; union += got[i] || want.mask[i] ? 1 : 0; }
     const iou = inter / union;
     console.log(`# camera: ${frames} frames in the sandbox, ${seen.results.length} results posted; mask IoU vs Pillow + LiteRT on the photograph ${iou.toFixed(4)}`);
-    assert.ok(iou >= 0.9, `mask IoU ${iou}`);
+    assert.ok(iou >= 0.98, `mask IoU ${iou}`);
     assert.deepEqual(errors, []);
   } finally {
     await context.close();

@@ -185,13 +185,13 @@ test("init.input.kind: a model that cannot take that kind of input is refused wi
     const got = await page.evaluate(async (src) => {
       const { SecureContext } = await import("/secure-context.js");
       const out = [];
-      for (const [model, kind] of [["digits", "image"], ["digits", "text"], ["selfie", "pixels"]]) {
+      for (const [model, kind, rate] of [["digits", "image"], ["digits", "text"], ["selfie", "pixels"], ["selfie", "image", 2], ["selfie", "camera", 100]]) {
         const frame = document.createElement("iframe");
         frame.setAttribute("sandbox", "allow-scripts allow-same-origin");
         frame.src = src;
         document.body.append(frame);
         try {
-          await SecureContext.open({ frame, model, input: { report: true, kind }, onInput: () => {} });
+          await SecureContext.open({ frame, model, input: { report: true, kind, ...(rate ? { rate } : {}) }, onInput: () => {} });
           out.push("opened");
         } catch (e) {
           out.push(`${e.code}: ${e.message}`);
@@ -202,7 +202,9 @@ test("init.input.kind: a model that cannot take that kind of input is refused wi
     }, `${A.origin}/sandbox.html?parents=${encodeURIComponent(B.origin)}`);
     assert.match(got[0], /^invalid-argument: input kind "image": model "digits" declares no image preprocess/);
     assert.match(got[1], /^invalid-argument: input kind "text": model "digits" takes tensors/);
-    assert.match(got[2], /^bad-message: init\.input\.kind must be one of tensor, image, text$/);
+    assert.match(got[2], /^bad-message: init\.input\.kind must be one of tensor, image, text, camera$/);
+    assert.equal(got[3], 'bad-message: init.input.rate must be a number in (0, 30], with kind "camera"');
+    assert.equal(got[4], 'bad-message: init.input.rate must be a number in (0, 30], with kind "camera"');
   } finally {
     await context.close();
   }

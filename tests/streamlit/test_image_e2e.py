@@ -87,3 +87,43 @@ def test_image_picked_in_the_frame_never_reaches_the_page_nor_any_request(app, p
     where = priv["controls"][private_photo["share"]]
     assert "websocket frames" in where and "page DOM" in where, where
     assert not out["pageErrors"], out["pageErrors"]
+
+
+@pytest.fixture(scope="module")
+def camera_app(tmp_path_factory):
+    procs = Procs(tmp_path_factory.mktemp("camera-e2e"))
+    try:
+        url = procs.streamlit("examples/camera_demo.py")
+        wait_http(url + "/_stcore/health")
+        yield url
+    finally:
+        procs.close()
+
+
+def test_camera_frames_stay_in_the_frame_and_python_gets_masks_at_the_apps_rate(camera_app, private_photo):
+    """examples/camera_demo.py (input="camera", rate=2) with Chromium's fake camera playing the
+    photograph (its Y4M from image_oracle.py): Python gets masks, the page never a frame."""
+    d = private_photo["spec"].parent
+    y4m = d / "ref" / "grace_hopper.y4m"
+    raw = y4m.read_bytes()
+    # Stretches of the frame's luma plane (after the 2 header lines), searched for like the photo's bytes.
+    body = raw.index(b"FRAME\n") + 6
+    spec = d / "camera.json"
+    spec.write_text(json.dumps({"strings": [], "hex": [raw[body + o:body + o + 24].hex() for o in range(40000, 300000, 26000)],
+                                "controls": []}))
+    out = drive("camera", camera_app + "/", ARTIFACTS / "streamlit-camera.png", extra_env={
+        "DRIVE_PRIVATE": str(spec), "DRIVE_TIMEOUT_MS": "120000",
+        "CHROMIUM_EXTRA_ARGS": json.dumps(["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                                           f"--use-file-for-fake-video-capture={y4m}"])})
+    assert out["frameAllow"] == "cross-origin-isolated; camera"
+    share = float(out["pythonSaw"].split()[3])  # "Camera person mask: 0.5788 of the 256x256 mask"
+    assert abs(share - float(private_photo["share"])) < 0.05, (share, private_photo["share"])
+    assert out["frames"] > out["sent"] >= 2, (out["frames"], out["sent"])
+    priv = out["privacy"]
+    assert priv["pageCanReadFrame"] is False
+    assert set(priv["sandboxMessageTypes"]) <= {"hello", "pong", "progress", "ready", "result", "input-result"}, priv
+    assert len(priv["inputResults"]) == out["sent"]
+    for r in priv["inputResults"]:
+        assert r["keys"] == ["id", "outputs", "result", "seq", "type", "v"] and r["result"]["kind"] == "mask", r
+    assert priv["leaks"] == [], priv["leaks"]
+    assert not out["pageErrors"], out["pageErrors"]
