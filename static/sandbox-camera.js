@@ -37,7 +37,7 @@ function cameraError(/** @type {any} */ e) {
 
 /**
  * Shows the camera UI and runs each frame through the pipeline.
- * @param {{ pipeline: (pixels: import("./sandbox-image.js").Pixels) => Promise<{ outputs: Outputs, result: any }>,
+ * @param {{ pipeline: import("./sandbox-image.js").Pipeline,
  *           send: ((outputs: Outputs, result: any) => void) | null, rate: number }} o
  *   send: posts outputs and result to the app; null when nothing may be sent (report: false).
  *   rate: results posted at most this many times a second.
@@ -99,7 +99,7 @@ export function mountCameraInput({ pipeline, send, rate }) {
         const pixels = framePixels(video, w, h);
         const r = await pipeline(pixels);
         if (!running) break;
-        drawResult(view, video, w, h, r.result);
+        drawResult(view, video, w, h, r.result, r.placement);
         out.value = describeResult(r.result, r.outputs);
         box.dataset.frames = String(Number(box.dataset.frames) + 1);
         const now = performance.now();

@@ -18,6 +18,11 @@ const PREVIEW_PX = 256;
 
 /** @typedef {Record<string, { data: Float32Array, shape: number[] }>} Outputs */
 /** @typedef {{ width: number, height: number, data: Uint8ClampedArray<ArrayBuffer> }} Pixels */
+/** @typedef {{ sx: number, sy: number, sw: number, sh: number, dx: number, dy: number, dw: number, dh: number }} Placement */
+/**
+ * pixels -> {outputs, result (sent to the app on Send), placement (where a mask lies on the picture; display only)}
+ * @typedef {(pixels: Pixels) => Promise<{ outputs: Outputs, result: any, placement: Placement | null }>} Pipeline
+ */
 
 /**
  * @param {string} tag @param {Record<string, any>} [props] @param {...(Node | string)} children
@@ -71,7 +76,7 @@ export function framePixels(source, width, height) {
  * The declared steps around the engine: pixels -> tensor -> engine -> postprocess.
  * @param {{ preprocess: Record<string, any>, postprocess?: Record<string, any>, labels?: string[], inputName: string,
  *           run: (input: {name: string, data: Float32Array, shape: number[]}) => Promise<{outputs: Outputs}> }} o
- * @returns {(pixels: Pixels) => Promise<{ outputs: Outputs, result: any }>}
+ * @returns {Pipeline}
  */
 export function imagePipeline({ preprocess, postprocess: post, labels, inputName, run }) {
   const { kind: _kind, input, ...spec } = preprocess;
@@ -79,8 +84,34 @@ export function imagePipeline({ preprocess, postprocess: post, labels, inputName
   return async (pixels) => {
     const t = imageToTensor(pixels, /** @type {any} */ (spec));
     const { outputs } = await run({ name, data: t.data, shape: t.shape });
-    return { outputs, result: post ? postprocess(outputs, post, labels) : null };
+    const result = post ? postprocess(outputs, post, labels) : null;
+    const placement = result?.kind === "mask" ? maskPlacement(spec, pixels.width, pixels.height, result.width, result.height) : null;
+    return { outputs, result, placement };
   };
+}
+
+/**
+ * Where a mask of the model's input lies on the picture, by the preprocess's resize (media.js's
+ * geometry: crop takes the centre of the resized picture, letterbox pads it centred): the part of
+ * the mask [sx, sy, sw, sh] that covers the picture's rectangle [dx, dy, dw, dh]. For display.
+ * @param {Record<string, any>} spec @param {number} iw @param {number} ih @param {number} mw @param {number} mh
+ */
+export function maskPlacement(spec, iw, ih, mw, mh) {
+  const [h, w] = spec.size;
+  const fx = mw / w, fy = mh / h;
+  if (spec.resize === "crop") {
+    const k = (spec.shorter ?? Math.max(h, w)) / Math.min(iw, ih);
+    const rw = Math.max(w, Math.round(iw * k)), rh = Math.max(h, Math.round(ih * k));
+    const x0 = Math.floor((rw - w) / 2), y0 = Math.floor((rh - h) / 2);
+    return { sx: 0, sy: 0, sw: mw, sh: mh, dx: (x0 * iw) / rw, dy: (y0 * ih) / rh, dw: (w * iw) / rw, dh: (h * ih) / rh };
+  }
+  if (spec.resize === "letterbox") {
+    const k = Math.min(w / iw, h / ih);
+    const rw = Math.max(1, Math.round(iw * k)), rh = Math.max(1, Math.round(ih * k));
+    const x0 = Math.floor((w - rw) / 2), y0 = Math.floor((h - rh) / 2);
+    return { sx: x0 * fx, sy: y0 * fy, sw: rw * fx, sh: rh * fy, dx: 0, dy: 0, dw: iw, dh: ih };
+  }
+  return { sx: 0, sy: 0, sw: mw, sh: mh, dx: 0, dy: 0, dw: iw, dh: ih };
 }
 
 /** A line of text for a post-processed result (or the first output). */
@@ -101,11 +132,12 @@ export function describeResult(/** @type {any} */ result, /** @type {Outputs} */
 }
 
 /**
- * Draws the picture (scaled to fit) and, for a mask, the mask over it (the mask spans the
- * model's input, which for `stretch` is the whole picture).
+ * Draws the picture (scaled to fit) and, for a mask, the mask over the part of the picture it
+ * covers (maskPlacement).
  * @param {HTMLCanvasElement} canvas @param {CanvasImageSource} picture @param {number} w @param {number} h @param {any} result
+ * @param {Placement | null} [placement]
  */
-export function drawResult(canvas, picture, w, h, result) {
+export function drawResult(canvas, picture, w, h, result, placement) {
   const k = Math.min(1, PREVIEW_PX / Math.max(w, h));
   canvas.width = Math.max(1, Math.round(w * k));
   canvas.height = Math.max(1, Math.round(h * k));
@@ -117,18 +149,17 @@ export function drawResult(canvas, picture, w, h, result) {
     const img = mg.createImageData(result.width, result.height);
     for (let i = 0; i < result.mask.length; i++) if (result.mask[i]) img.data.set([37, 99, 235, 140], i * 4);
     mg.putImageData(img, 0, 0);
-    g.drawImage(m, 0, 0, canvas.width, canvas.height);
+    const p = placement ?? { sx: 0, sy: 0, sw: result.width, sh: result.height, dx: 0, dy: 0, dw: w, dh: h };
+    g.drawImage(m, p.sx, p.sy, p.sw, p.sh, p.dx * k, p.dy * k, p.dw * k, p.dh * k);
   }
 }
 
 /**
  * Shows the image file picker and wires it to the pipeline.
- * @param {{ pipeline: (pixels: Pixels) => Promise<{ outputs: Outputs, result: any }>,
- *           send: ((outputs: Outputs, result: any) => void) | null, extra?: (box: HTMLElement) => void }} o
+ * @param {{ pipeline: Pipeline, send: ((outputs: Outputs, result: any) => void) | null }} o
  *   send: posts outputs and result to the app; null when nothing may be sent (report: false).
- *   extra: adds more controls (the camera, sandbox-camera.js) to the box.
  */
-export function mountImageInput({ pipeline, send, extra }) {
+export function mountImageInput({ pipeline, send }) {
   const reporting = send !== null;
   const out = el("output", { className: "in-out", dataset: { role: "result" } });
   const pick = el("input", { type: "file", accept: "image/*", dataset: { role: "file" } });
@@ -149,7 +180,6 @@ export function mountImageInput({ pipeline, send, extra }) {
     box.dataset.sent = String(Number(box.dataset.sent ?? 0) + 1);
   });
   if (reporting) box.append(el("div", { className: "in-row" }, sendBtn));
-  extra?.(box);
   document.body.append(box);
   document.documentElement.dataset.ui = "input";
 
@@ -167,7 +197,7 @@ export function mountImageInput({ pipeline, send, extra }) {
         const pixels = await decodeImage(file);
         const r = await pipeline(pixels);
         const bmp = await createImageBitmap(new ImageData(pixels.data, pixels.width, pixels.height));
-        drawResult(view, bmp, pixels.width, pixels.height, r.result);
+        drawResult(view, bmp, pixels.width, pixels.height, r.result, r.placement);
         bmp.close();
         out.value = describeResult(r.result, r.outputs);
         last = r;

@@ -209,3 +209,15 @@ test("init.input.kind: a model that cannot take that kind of input is refused wi
     await context.close();
   }
 });
+
+test("maskPlacement: where a mask of the model's input lies on the picture (crop, letterbox, stretch)", async () => {
+  const { maskPlacement } = await import("../../static/sandbox-image.js");
+  // 400x200 picture, model 100x100: crop resizes the shorter side to 100 (200x100) and takes
+  // x 50..150 of it, i.e. x 100..300 of the picture; letterbox fits it as 100x50 at y 25.
+  assert.deepEqual(maskPlacement({ size: [100, 100], resize: "crop" }, 400, 200, 100, 100),
+    { sx: 0, sy: 0, sw: 100, sh: 100, dx: 100, dy: 0, dw: 200, dh: 200 });
+  assert.deepEqual(maskPlacement({ size: [100, 100], resize: "letterbox" }, 400, 200, 50, 50),
+    { sx: 0, sy: 12.5, sw: 50, sh: 25, dx: 0, dy: 0, dw: 400, dh: 200 });
+  assert.deepEqual(maskPlacement({ size: [100, 100], resize: "stretch" }, 400, 200, 100, 100),
+    { sx: 0, sy: 0, sw: 100, sh: 100, dx: 0, dy: 0, dw: 400, dh: 200 });
+});
