@@ -2,6 +2,7 @@
 // WebCrypto before use, kept in the Cache API by content hash and re-verified when read (a copy
 // that fails is evicted). A text model's tokenizer.json is handled the same way.
 
+import { checkProcessing } from "./processing.js";
 import { LIMITS } from "./run-inputs.js";
 import { SandboxError } from "./sandbox-error.js";
 import { tokenizerSpec } from "./sandbox-text.js";
@@ -18,6 +19,7 @@ const ENCODINGS = /** @type {Record<string, string>} */ ({ onnx: "onnx", tflite:
  * @typedef {PinnedFile & { maxLength: number, stride: number }} TokenizerEntry
  * @typedef {PinnedFile & {
  *   encoding: string, labels?: string[], tokenizer: TokenizerEntry | null,
+ *   preprocess?: Record<string, any>, postprocess?: Record<string, any>,
  * }} ModelEntry
  * @typedef {{ phase: string, loaded?: number, total?: number, message?: string }} Progress
  */
@@ -55,8 +57,10 @@ export class ModelStore {
     const encoding = ENCODINGS[format];
     if (!encoding) throw new SandboxError("manifest", `model "${name}": unsupported format ${format}`);
     let tokenizer;
+    /** @type {{preprocess?: Record<string, any>, postprocess?: Record<string, any>}} */ const processing = {};
     try {
       tokenizer = tokenizerSpec(entry, url, hexToBase64);
+      for (const k of /** @type {const} */ (["preprocess", "postprocess"])) if (entry[k] !== undefined) processing[k] = checkProcessing(k, entry[k]);
     } catch (e) {
       throw new SandboxError("manifest", e.message);
     }
@@ -69,6 +73,7 @@ export class ModelStore {
       size,
       encoding,
       labels: Array.isArray(entry.labels) ? entry.labels.map(String).slice(0, 4096) : undefined,
+      ...processing,
       url: new URL(`./${file}`, url).href,
     };
   }

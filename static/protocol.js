@@ -38,6 +38,16 @@ export function checkText(text) {
   return null;
 }
 
+/**
+ * What the user gives in input mode (init.input.kind; default: what the model's manifest entry
+ * implies): `tensor` numbers (draw pad, .npy/.json/.csv file), `image` an image file (the entry
+ * declares preprocess {kind: "image"}), `text` typed text (the entry names a tokenizer),
+ * `camera` live frames of the camera, each made into the tensor like an image (the embedder must
+ * also delegate the camera with the iframe's allow="camera"); their results are posted at most
+ * `rate` times a second (init.input.rate, default 1).
+ */
+export const INPUT_KINDS = Object.freeze(["tensor", "image", "text", "camera"]);
+
 /** @param {any} msg @returns {string | null} */
 function checkInit(msg) {
   if (typeof msg.model !== "string" || !MODEL_NAME.test(msg.model)) return "init.model must be a model name";
@@ -48,8 +58,12 @@ function checkInit(msg) {
   if (msg.input !== undefined) {
     const i = msg.input;
     if (!i || typeof i !== "object" || Object.getPrototypeOf(i) !== Object.prototype) return "init.input must be an object {report: boolean}";
-    for (const k of Object.keys(i)) if (k !== "report") return `init.input: unexpected field ${JSON.stringify(k.slice(0, 40))}`;
+    for (const k of Object.keys(i)) if (k !== "report" && k !== "kind" && k !== "rate") return `init.input: unexpected field ${JSON.stringify(k.slice(0, 40))}`;
     if (typeof i.report !== "boolean") return "init.input.report must be a boolean";
+    if (i.kind !== undefined && !INPUT_KINDS.includes(i.kind)) return `init.input.kind must be one of ${INPUT_KINDS.join(", ")}`;
+    if (i.rate !== undefined && (i.kind !== "camera" || typeof i.rate !== "number" || !(i.rate > 0 && i.rate <= LIMITS.maxInputRate))) {
+      return `init.input.rate must be a number in (0, ${LIMITS.maxInputRate}], with kind "camera"`;
+    }
   }
   return null;
 }
@@ -60,7 +74,7 @@ function checkInit(msg) {
 /**
  * Requests the sandbox serves, each with the fields it may carry besides v, type and id.
  *   ping                                  -> pong
- *   init   {model, requireIsolation?, timeoutMs?, input?: {report: boolean}}
+ *   init   {model, requireIsolation?, timeoutMs?, input?: {report: boolean, kind?: INPUT_KINDS, rate?: number}}
  *                                         -> progress*, ready | error
  *   run    {inputs: {name: {data: Float32Array, shape: number[]}}} -> result | error
  *   run-text {text: string}  (a model whose manifest entry names a tokenizer)
@@ -117,7 +131,8 @@ export function idOf(/** @type {any} */ msg) {
  *   hello {protocol} (once, at start; id 0)      pong          progress {phase, loaded?, total?, message?}
  *   ready {model, engine, graph, isolation, timings}           result {outputs, timings, windows?}
  *   status {status}   cancelled {count}   purged {deleted}   closed   error {code, message}
- *   input-result {seq, outputs}   (input mode: the user pressed Send; id is the init's)
+ *   input-result {seq, outputs, result?}   (input mode: the user pressed Send; id is the init's;
+ *                 result: the manifest's postprocess applied, see checkProcessed)
  *   port              (id 0; event.ports[0] is the worker's direct line, see run-port.js)
  *   port-closed {running, code, message, retry}   (id 0; the worker behind the port stopped)
  */
@@ -152,16 +167,47 @@ export function checkOutputs(outputs) {
     && o.shape.reduce((/** @type {number} */ a, /** @type {number} */ b) => a * b, 1) === o.data.length);
 }
 
-/** The fields an input-result has, and nothing else may ride along. */
-const INPUT_RESULT_FIELDS = "id,outputs,seq,type,v";
+/** The fields an input-result has (`result` when the model declares a postprocess), and nothing else may ride along. */
+const INPUT_RESULT_FIELDS = ["id,outputs,seq,type,v", "id,outputs,result,seq,type,v"];
 
 /**
- * An input-result the page accepts: for the init it sent (`initId`), outputs only.
+ * An input-result the page accepts: for the init it sent (`initId`), outputs only (and what
+ * the manifest's `postprocess` made of them).
  * @param {any} msg @param {number | null} initId
  */
 export function checkInputResult(msg, initId) {
   return msg?.type === "input-result" && initId !== null && msg.id === initId && Number.isSafeInteger(msg.seq)
-    && checkOutputs(msg.outputs) && Object.keys(msg).sort().join(",") === INPUT_RESULT_FIELDS;
+    && checkOutputs(msg.outputs) && INPUT_RESULT_FIELDS.includes(Object.keys(msg).sort().join(","))
+    && (msg.result === undefined || checkProcessed(msg.result));
+}
+
+const MAX_RESULT_ITEMS = 10000;
+const isNum = (/** @type {unknown} */ x) => typeof x === "number" && Number.isFinite(x);
+const isClass = (/** @type {any} */ c) => c && typeof c.label === "string" && Number.isSafeInteger(c.index) && isNum(c.score);
+
+/**
+ * A post-processed result (static/media.js `postprocess`), checked field by field:
+ *   {kind: "classes", classes: [[{label, index, score}]]}
+ *   {kind: "boxes", boxes: [{box: [x0, y0, x1, y1], score, index, label}]}
+ *   {kind: "mask", width, height, mask: Uint8Array}
+ * @param {any} r
+ */
+export function checkProcessed(r) {
+  if (!r || typeof r !== "object" || Object.getPrototypeOf(r) !== Object.prototype) return false;
+  const keys = Object.keys(r).sort().join(",");
+  switch (r.kind) {
+    case "classes":
+      return keys === "classes,kind" && Array.isArray(r.classes) && r.classes.length <= MAX_RESULT_ITEMS
+        && r.classes.every((/** @type {any} */ row) => Array.isArray(row) && row.length <= 1000 && row.every(isClass));
+    case "boxes":
+      return keys === "boxes,kind" && Array.isArray(r.boxes) && r.boxes.length <= MAX_RESULT_ITEMS
+        && r.boxes.every((/** @type {any} */ b) => isClass(b) && Object.keys(b).length === 4 && Array.isArray(b.box) && b.box.length === 4 && b.box.every(isNum));
+    case "mask":
+      return keys === "height,kind,mask,width" && Number.isSafeInteger(r.width) && Number.isSafeInteger(r.height)
+        && r.mask instanceof Uint8Array && r.width > 0 && r.height > 0 && r.mask.length === r.width * r.height;
+    default:
+      return false;
+  }
 }
 
 // ---------------------------------------------------------------------------------------

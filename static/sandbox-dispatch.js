@@ -75,7 +75,7 @@ function makeHandler(parts) {
           engine.stop();
           throw e;
         }
-        const problem = msg.input ? inputModeProblem(s) : null;
+        const problem = msg.input ? inputModeProblem(s, msg.input.kind) : null;
         if (problem) throw new SandboxError("invalid-argument", problem);
         engine.direct.origin = origin;
         reply(origin, {
@@ -88,7 +88,7 @@ function makeHandler(parts) {
           timings: { ...s.loadTimings },
         });
         // In input mode the page gets no port: its runs would run on the user's engine.
-        if (msg.input) startInput({ state: s, engine, reply, report: msg.input.report, initId: msg.id, origin });
+        if (msg.input) startInput({ state: s, engine, reply, report: msg.input.report, kind: msg.input.kind, rate: msg.input.rate, initId: msg.id, origin });
         else engine.direct.offer();
         return;
       }

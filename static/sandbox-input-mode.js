@@ -8,6 +8,8 @@
 
 import { checkAgainstGraph, validateInputs } from "./run-inputs.js";
 import { SandboxError } from "./sandbox-error.js";
+import { mountCameraInput } from "./sandbox-camera.js";
+import { imagePipeline, mountImageInput } from "./sandbox-image.js";
 import { mountInput } from "./sandbox-input.js";
 import { mountTextInput } from "./sandbox-text.js";
 
@@ -19,8 +21,23 @@ export function byName(r) {
   return outputs;
 }
 
-/** Can this model take the user's input here? @param {import("./sandbox-state.js").SandboxState} s */
-export function inputModeProblem(s) {
+/** The input kind a model takes by default. @param {import("./sandbox-state.js").SandboxState} s */
+export function defaultKind(s) {
+  if (s.tokenizerFile) return "text";
+  return s.model?.preprocess?.kind === "image" ? "image" : "tensor";
+}
+
+/**
+ * Can this model take the user's input here, of this kind (init.input.kind)?
+ * @param {import("./sandbox-state.js").SandboxState} s @param {string} [kind]
+ */
+export function inputModeProblem(s, kind) {
+  const name = JSON.stringify(s.model?.name);
+  if (kind === "text" && !s.tokenizerFile) return `input kind "text": model ${name} takes tensors (its manifest entry names no tokenizer)`;
+  if ((kind === "image" || kind === "camera") && s.model?.preprocess?.kind !== "image") {
+    return `input kind "${kind}": model ${name} declares no image preprocess in its manifest entry (preprocess {"kind": "image", "size": [h, w], ...})`;
+  }
+  if (kind === "tensor" && s.tokenizerFile) return `input kind "tensor": model ${name} takes text`;
   if (s.tokenizerFile || (s.graphInfo?.inputs?.length === 1 && Array.isArray(s.graphInfo.inputs[0].shape))) return null;
   return "input mode needs a model with exactly one input of known rank";
 }
@@ -31,10 +48,11 @@ export function inputModeProblem(s) {
  *   state: import("./sandbox-state.js").SandboxState,
  *   engine: import("./engine-supervisor.js").EngineSupervisor,
  *   reply: import("./engine-supervisor.js").Reply,
- *   report: boolean, initId: number, origin: string,
+ *   report: boolean, initId: number, origin: string, kind?: string, rate?: number,
  * }} o
  */
-export function startInput({ state, engine, reply, report, initId, origin }) {
+export function startInput({ state, engine, reply, report, initId, origin, kind, rate }) {
+  kind ??= defaultKind(state);
   let seq = 0;
   // What `status` shows from now on: the counters as they were (input runs would reveal each
   // stroke and pick), then only what the parent's own messages change.
@@ -46,7 +64,7 @@ export function startInput({ state, engine, reply, report, initId, origin }) {
   const ready = () => {
     if (state.state !== "ready") throw new SandboxError("invalid-state", `not ready (${state.state})`);
   };
-  if (state.tokenizerFile) {
+  if (kind === "text") {
     mountTextInput({
       labels: state.model?.labels,
       send,
@@ -58,17 +76,26 @@ export function startInput({ state, engine, reply, report, initId, origin }) {
     });
     return;
   }
-  mountInput({
-    spec: state.graphInfo.inputs[0],
-    labels: state.model?.labels,
-    send,
-    run: async ({ name, data, shape }) => {
-      ready();
-      const t = { [name]: { data, shape } };
-      const problem = validateInputs(t);
-      if (problem) throw new SandboxError("invalid-argument", problem);
-      checkAgainstGraph(t, state.graphInfo);
-      return { outputs: byName(await engine.run([{ name, shape, data }])) };
-    },
-  });
+  /** @param {{name: string, data: Float32Array, shape: number[]}} input */
+  const run = async ({ name, data, shape }) => {
+    ready();
+    const t = { [name]: { data, shape } };
+    const problem = validateInputs(t);
+    if (problem) throw new SandboxError("invalid-argument", problem);
+    checkAgainstGraph(t, state.graphInfo);
+    return { outputs: byName(await engine.run([{ name, shape, data }])) };
+  };
+  const pre = state.model?.preprocess;
+  if (kind === "image" || kind === "camera") {
+    // The manifest says how an image becomes the tensor: the user gives an image, not numbers.
+    const pipeline = imagePipeline({ preprocess: pre, postprocess: state.model.postprocess, labels: state.model.labels, inputName: state.graphInfo.inputs[0].name, run });
+    /** @type {((outputs: Record<string, { data: Float32Array, shape: number[] }>, result: any) => void) | null} */
+    const post = report
+      ? (outputs, result) => reply(origin, { type: "input-result", id: initId, seq: ++seq, outputs, ...(result ? { result } : {}) })
+      : null;
+    if (kind === "camera") mountCameraInput({ pipeline, send: post, rate: rate ?? 1 });
+    else mountImageInput({ pipeline, send: post });
+    return;
+  }
+  mountInput({ spec: state.graphInfo.inputs[0], labels: state.model?.labels, send, run });
 }

@@ -33,6 +33,7 @@ export async function loadModel({ state: s, engine, models }, name, progress) {
   s.model = {
     name: entry.name, file: entry.file, sha256: entry.sha256, integrity: entry.integrity, size: entry.size,
     encoding: entry.encoding, labels: entry.labels, verified: true, source: got.source,
+    ...(entry.preprocess ? { preprocess: entry.preprocess } : {}), ...(entry.postprocess ? { postprocess: entry.postprocess } : {}),
     ...(entry.tokenizer ? { tokenizer: { file: entry.tokenizer.file, sha256: entry.tokenizer.sha256, maxLength: entry.tokenizer.maxLength, stride: entry.tokenizer.stride } } : {}),
   };
 

@@ -12,6 +12,7 @@ export const DEFAULT_TIMEOUT_MS = 30000;
  *   name: string, file: string, sha256: string, integrity: string, size: number, encoding: string,
  *   labels?: string[], verified: boolean, source: "network" | "cache",
  *   tokenizer?: { file: string, sha256: string, maxLength: number, stride: number },
+ *   preprocess?: Record<string, any>, postprocess?: Record<string, any>,
  * }} ModelInfo
  * @typedef {{ bytes: Uint8Array, maxLength: number, stride: number }} TokenizerFile
  * @typedef {"idle" | "misconfigured" | "loading" | "ready" | "error" | "closed"} Phase

@@ -69,7 +69,7 @@ export class SecureContext {
   /** @type {((ev: MessageEvent) => void) | null} */ #listener = null;
   /** @type {(() => void) | null} */ #onHello = null;
   /** @type {number | null} */ #inputId = null;
-  /** @type {((r: {outputs: Record<string, TensorValue>, seq: number}) => void) | null} */ #onInput = null;
+  /** @type {((r: {outputs: Record<string, TensorValue>, seq: number, result?: any}) => void) | null} */ #onInput = null;
   /** The engine worker's direct port (see #usePort), or null: runs then go through the sandbox. */
   /** @type {MessagePort | null} */ #port = null;
   /** Runs sent on #port and not yet answered: id -> what to send again if the worker restarts. */
@@ -91,8 +91,8 @@ export class SecureContext {
    *   origin?: string,
    *   timeoutMs?: number,
    *   connectTimeoutMs?: number,
-   *   input?: { report: boolean },
-   *   onInput?: (r: { outputs: Record<string, TensorValue>, seq: number }) => void,
+   *   input?: { report: boolean, kind?: "tensor" | "image" | "text" | "camera", rate?: number },
+   *   onInput?: (r: { outputs: Record<string, TensorValue>, seq: number, result?: any }) => void,
    * }} options
    *   frame: the iframe (sandbox="allow-scripts allow-same-origin", allow="cross-origin-isolated");
    *     if it has no src, sandbox.html next to this module is used.
@@ -104,7 +104,11 @@ export class SecureContext {
    *   input: input mode: the sandbox document shows a draw pad / file picker and runs the
    *     user's input itself (show the frame). With report: true, the outputs of a result (never
    *     the input, no timings) come to onInput when the user sends them with the frame's Send
-   *     button; with false, nothing comes back.
+   *     button; with false, nothing comes back. For a model whose manifest entry declares
+   *     `preprocess` (e.g. an image), the frame takes that kind of input (an image file) and
+   *     `result` carries its `postprocess` (classes, boxes or a mask). `kind` asks for one
+   *     kind of input (protocol.js INPUT_KINDS); the sandbox refuses a model that cannot take it.
+   *     kind "camera" needs the frame's allow="camera" too; `rate` caps the results a second.
    * @returns {Promise<SecureContext>}
    */
   static async open(options) {
@@ -123,7 +127,7 @@ export class SecureContext {
     ctx.#listen();
     try {
       await ctx.#connect(connectTimeoutMs);
-      const init = { type: "init", model, requireIsolation, ...(timeoutMs ? { timeoutMs } : {}), ...(input ? { input: { report: input.report } } : {}) };
+      const init = { type: "init", model, requireIsolation, ...(timeoutMs ? { timeoutMs } : {}), ...(input ? { input: { report: input.report, ...(input.kind ? { kind: input.kind } : {}), ...(input.rate ? { rate: input.rate } : {}) } } : {}) };
       ctx.#inputId = input ? ctx.#nextId : null; // the id #request gives this init
       ctx.#ready = await ctx.#request(init, onProgress);
     } catch (e) {
@@ -238,7 +242,7 @@ export class SecureContext {
           this.#dropped++;
           return;
         }
-        try { this.#onInput({ outputs: msg.outputs, seq: msg.seq }); } catch { /* caller's bug */ }
+        try { this.#onInput({ outputs: msg.outputs, seq: msg.seq, ...(msg.result ? { result: msg.result } : {}) }); } catch { /* caller's bug */ }
         return;
       }
       const p = this.#pending.get(msg.id);

@@ -13,13 +13,19 @@
 //
 // data (from Python): {base, sandboxUrl, model, mode: "data"|"client", inputs, request, have,
 //   config: {coop, coep, csp, sandbox, requireHTTPS, requireIsolation}, expectedParent,
-//   returnResult, labels, inputSpec, text, timeoutMs}
+//   returnResult, labels, inputSpec, text, inputKind, inputRate, timeoutMs}
+//   inputKind: what the user gives in the frame ("tensor" | "image" | "text" | "camera",
+//   protocol.js INPUT_KINDS), sent to the sandbox in init.input.kind (and inputRate, the camera's
+//   results a second, in init.input.rate)
 //
 // This is the source; the package ships it bundled with the runtime's protocol module
 // (static/protocol.js), which it imports like the runtime's own client does: scripts/build-python
 // runs web/launcher.mjs, which writes streamlit_secure_context/launcher.js (not in git).
 
 import { PROTOCOL_VERSION, checkInputResult, checkReply } from "../../static/protocol.js";
+
+/** What the user is asked for in the frame, by input kind. */
+const ASK = { tensor: "Draw or pick a file", image: "Pick an image", text: "Type or paste text", camera: "Start the camera" };
 
 const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
 // Sessions survive React re-running this module for the same mount (same data, new object).
@@ -91,7 +97,7 @@ class Session {
       el("div", { className: "sc-head" }, el("strong", {}, "secure-context"), " ", pill, " ", state), info, error);
     if (this.d.mode === "client") {
       box.append(el("p", { className: "sc-note" },
-        `${this.d.text ? "Type or paste text" : "Draw or pick a file"} in the frame below. It is served by ${new URL(this.d.sandboxUrl).origin}, which this page cannot read: `
+        `${ASK[this.d.inputKind] ?? ASK.tensor} in the frame below. It is served by ${new URL(this.d.sandboxUrl).origin}, which this page cannot read: `
         + (this.d.returnResult ? "only the model's output comes back to the app." : "nothing comes back to the app.")));
     }
     box.append(out);
@@ -122,12 +128,14 @@ class Session {
     if (problems.length) return this.fail(problems.join("; "), "environment");
     const frame = document.createElement("iframe");
     frame.setAttribute("sandbox", this.d.config.sandbox.join(" "));
-    frame.setAttribute("allow", "cross-origin-isolated");
+    // The camera only for input="camera", and only to this frame (the sandbox document's own
+    // Permissions-Policy is what lets it use a delegated camera; no other document of the origin may).
+    frame.setAttribute("allow", this.d.mode === "client" && this.d.inputKind === "camera" ? "cross-origin-isolated; camera" : "cross-origin-isolated");
     frame.setAttribute("referrerpolicy", "no-referrer");
     if (this.d.mode === "client") {
       // The user's input happens in this frame: visible and focusable.
-      frame.title = `secure-context input: ${this.d.text ? "type or paste text" : "draw or pick a file"} (stays in this frame)`;
-      frame.className = this.d.text ? "sc-frame sc-frame-input sc-frame-text" : "sc-frame sc-frame-input";
+      frame.title = `secure-context input: ${(ASK[this.d.inputKind] ?? ASK.tensor).toLowerCase()} (stays in this frame)`;
+      frame.className = `sc-frame sc-frame-input${this.d.inputKind === "text" ? " sc-frame-text" : this.d.inputKind === "image" || this.d.inputKind === "camera" ? " sc-frame-image" : ""}`;
     } else {
       frame.setAttribute("aria-hidden", "true");
       frame.tabIndex = -1;
@@ -149,7 +157,7 @@ class Session {
       this.ready = await this.request({
         type: "init", model: this.d.model, requireIsolation: !!this.d.config.requireIsolation,
         ...(this.d.timeoutMs ? { timeoutMs: this.d.timeoutMs } : {}),
-        ...(client ? { input: { report: this.d.returnResult === true } } : {}),
+        ...(client ? { input: { report: this.d.returnResult === true, ...(this.d.inputKind ? { kind: this.d.inputKind } : {}), ...(this.d.inputRate ? { rate: this.d.inputRate } : {}) } } : {}),
       }, (p) => this.progress(p));
     } catch (e) {
       return this.fail(e.message, e.code ?? "init");
@@ -258,7 +266,8 @@ class Session {
       isolation: { mode: iso?.mode, sandbox: iso?.sandbox?.crossOriginIsolated === true, worker: iso?.worker?.crossOriginIsolated === true, page: window.crossOriginIsolated === true },
       timings: r.timings,
     };
-    this.showResult(r.outputs);
+    if (r.result) value.result = r.result;
+    this.showResult(r.outputs, r.result);
     if (d.returnResult) {
       this.lastSent = d.request + (source === "browser" ? `#${++this.seq}` : "");
       value.seq = this.seq ?? 0;
@@ -267,7 +276,20 @@ class Session {
     this.ui.box.dataset.runs = String(Number(this.ui.box.dataset.runs ?? 0) + 1);
   }
 
-  showResult(outputs) {
+  showResult(outputs, result) {
+    if (result?.kind === "mask") {
+      const on = result.mask.reduce((a, b) => a + (b ? 1 : 0), 0);
+      this.ui.out.textContent = `mask ${result.width}×${result.height}: ${((100 * on) / result.mask.length).toFixed(1)}% foreground`;
+      return;
+    }
+    if (result?.kind === "classes") {
+      this.ui.out.textContent = result.classes[0].map((c) => `${c.label} ${(c.score * 100).toFixed(1)}%`).join(", ");
+      return;
+    }
+    if (result?.kind === "boxes") {
+      this.ui.out.textContent = `${result.boxes.length} box${result.boxes.length === 1 ? "" : "es"}`;
+      return;
+    }
     const [name, o] = Object.entries(outputs)[0] ?? [];
     if (!o) return;
     const labels = this.d.labels;
@@ -307,7 +329,9 @@ class Session {
     if (this.d.mode !== "client" || !this.ready || !checkInputResult(msg, this.inputId)) return;
     const outputs = {};
     for (const [name, o] of Object.entries(msg.outputs)) outputs[name] = { data: Array.from(o.data), shape: o.shape.slice() };
-    this.report(this.d, { outputs, timings: {} }, "browser");
+    // The postprocess result (checked by checkInputResult), as plain JSON for Python.
+    const result = msg.result ? { ...msg.result, ...(msg.result.mask ? { mask: Array.from(msg.result.mask) } : {}) } : null;
+    this.report(this.d, { outputs, timings: {}, result }, "browser");
     this.setState("done · the result you sent from the frame", "done");
   }
 
@@ -327,7 +351,7 @@ export default function (component) {
   const { data: d, parentElement, key, setStateValue } = component;
   const id = `${component.name}:${key}`;
   let s = sessions.get(id);
-  const frameKey = JSON.stringify([d.sandboxUrl, d.model, d.config, d.mode, d.expectedParent, d.inputSpec]);
+  const frameKey = JSON.stringify([d.sandboxUrl, d.model, d.config, d.mode, d.expectedParent, d.inputSpec, d.inputKind, d.inputRate]);
   if (s && s.frameKey === frameKey && s.root === parentElement && s.ui.box.isConnected) {
     clearTimeout(s.teardownTimer);
     s.setStateValue = setStateValue;

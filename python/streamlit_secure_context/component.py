@@ -31,6 +31,38 @@ _cache: dict[str, tuple[float, Any]] = {}
 _CACHE_SECONDS = 30.0
 
 
+# What the user gives inside the sandbox frame (`input=`), as the runtime's protocol names it
+# (static/protocol.js INPUT_KINDS); the kinds not listed there are refused with what to do.
+INPUT_KINDS = ("tensor", "image", "text", "camera")
+_NOT_YET = {
+    "audio": "input='audio' is not available yet: the sandbox has no microphone/audio-file input (the audio preprocess is "
+             "defined in static/processing.json and implemented in static/media.js, not wired to an input)",
+}
+MAX_RATE = 30  # static/run-inputs.js LIMITS.maxInputRate
+
+
+def input_kind(kind: Any, entry: Mapping[str, Any], inference_params: Any) -> str | None:
+    """The checked `input=` for this model (None: what the model's manifest entry implies)."""
+    if kind is None:
+        return None
+    if not isinstance(kind, str) or kind not in (*INPUT_KINDS, *_NOT_YET):
+        raise InferenceParamsError(f"input must be one of {', '.join(INPUT_KINDS)} or None, got {kind!r}")
+    if kind in _NOT_YET:
+        raise InferenceParamsError(_NOT_YET[kind])
+    if inference_params is not None:
+        raise InferenceParamsError(f"input={kind!r} takes the input in the browser: use inference_params=None")
+    name = entry.get("name")
+    if kind in ("image", "camera") and (entry.get("preprocess") or {}).get("kind") != "image":
+        raise InferenceParamsError(
+            f"input={kind!r}: model {name!r} declares no image preprocess in its manifest entry; add one, e.g. "
+            "secure-context models add FILE --preprocess '{\"kind\": \"image\", \"size\": [224, 224]}'")
+    if kind == "text" and not entry.get("tokenizer"):
+        raise InferenceParamsError(f"input='text': model {name!r} takes tensors (its manifest entry names no tokenizer)")
+    if kind == "tensor" and entry.get("tokenizer"):
+        raise InferenceParamsError(f"input='tensor': model {name!r} takes text")
+    return kind
+
+
 class ServedPolicyError(RuntimeError):
     """The serving origin cannot be reached or does not serve what the runtime needs."""
 
@@ -155,6 +187,8 @@ def prepare(
     return_result: bool = True,
     timeout_ms: int | None = None,
     parent_origin: str | None = None,
+    input: str | None = None,  # noqa: A002  the public keyword the issue asks for
+    rate: float | None = None,
 ) -> dict:
     """Everything the launcher needs, checked. Raises on a bad config/model/params."""
     sc: SecurityConfig = validate_security_config(security_config)
@@ -175,6 +209,10 @@ def prepare(
         raise InferenceParamsError(
             f"model {entry['name']!r} takes text, typed or pasted by the user in the browser: use "
             "inference_params=None (the text never reaches Python), or the server-side API for text you already have")
+    kind = input_kind(input, entry, inference_params)
+    if rate is not None and (kind != "camera" or isinstance(rate, bool) or not isinstance(rate, (int, float))
+                             or not 0 < rate <= MAX_RATE):
+        raise InferenceParamsError(f"rate (results a second) must be a number in (0, {MAX_RATE}], with input='camera'")
     inputs = build_inputs(inference_params, model_inputs) if inference_params is not None else None
     mode = "data" if inputs is not None else "client"
     if mode == "client" and not text and len(model_inputs) != 1:
@@ -204,13 +242,15 @@ def prepare(
         "model": entry["name"],
         "mode": mode,
         "inputs": inputs,
-        "request": _request_id(base, entry["name"], entry.get("sha256"), mode, inputs, sc.to_json(), return_result),
+        "request": _request_id(base, entry["name"], entry.get("sha256"), mode, inputs, sc.to_json(), return_result, kind, rate),
         "config": sc.to_json(),
         "expectedParent": parent,
         "returnResult": return_result,
         "labels": entry.get("labels"),
         "inputSpec": model_inputs[0] if len(model_inputs) == 1 else None,
         "text": text,
+        "inputKind": kind or ("text" if text else "image" if (entry.get("preprocess") or {}).get("kind") == "image" else "tensor"),
+        "inputRate": float(rate) if rate is not None else (1.0 if kind == "camera" else None),
         "timeoutMs": timeout_ms,
         "problems": problems,
     }
@@ -226,6 +266,8 @@ def streamlit_secure_context(
     return_result: bool = True,
     timeout_ms: int | None = None,
     height: int | str = "content",
+    input: str | None = None,  # noqa: A002
+    rate: float | None = None,
 ) -> dict | None:
     """Runs ``model_path`` privately in the user's browser and returns the result to Python.
 
@@ -245,18 +287,32 @@ def streamlit_secure_context(
         model (its manifest entry names a tokenizer, e.g. ``"pii"``) the user types or pastes
         text in the frame, where it is tokenized and run; only the outputs (e.g. ``logits``,
         one row per token of each window) come back, never the text or its offsets.
+    input: what the user gives inside the sandbox frame when inference_params is None:
+        ``"image"`` an image file, made into the tensor as the model's manifest entry declares
+        (``preprocess``) and post-processed there (``postprocess``: classes, boxes, a mask);
+        ``"text"`` typed or pasted text (a model with a tokenizer); ``"tensor"`` a draw pad or a
+        numbers file; ``"camera"`` live camera frames, each preprocessed like an image, the
+        camera opened only in the sandbox frame (its iframe gets ``allow="camera"``; the
+        runtime's Permissions-Policy lets the sandbox document alone use it) once the user
+        presses Start there. ``None``: what the manifest entry implies. ``"audio"`` raises
+        :class:`InferenceParamsError` saying it is not available yet.
+    rate: with ``input="camera"``, the most results a second sent to Python (default 1; each
+        one reruns the script).
     key: the Streamlit widget key (give one when the inputs change between reruns).
     base_url: the edge app serving the runtime (default: $SECURE_CONTEXT_URL, else a local
         server in this process on 127.0.0.1 serving the package's copy of build/web).
 
     Returns ``{"outputs": {name: {"data": [...], "shape": [...]}}, "model": {...},
-    "isolation": {...}, "timings": {...}, "prediction": {...}?}`` once the browser answered,
-    else None.
+    "isolation": {...}, "timings": {...}, "prediction": {...}?, "result": {...}?}`` once the
+    browser answered, else None. ``result`` is the manifest's ``postprocess`` applied in the
+    browser: ``{"kind": "classes", "classes": [[{"label", "index", "score"}, ...]]}``,
+    ``{"kind": "boxes", "boxes": [{"box", "score", "index", "label"}, ...]}`` or
+    ``{"kind": "mask", "width", "height", "mask": [0/1 or class per pixel, row-major]}``.
     """
     import streamlit as st
 
     d = prepare(model_path, security_config, inference_params, base_url=base_url,
-                return_result=return_result, timeout_ms=timeout_ms)
+                return_result=return_result, timeout_ms=timeout_ms, input=input, rate=rate)
     if d["problems"]:
         st.error("secure-context refused to run: " + "; ".join(d["problems"]))
         return None
@@ -278,6 +334,8 @@ def streamlit_secure_context(
 
 def _shape_result(value: dict, labels: list | None) -> dict:
     out = {k: value.get(k) for k in ("outputs", "model", "engine", "isolation", "timings", "source")}
+    if isinstance(value.get("result"), dict):
+        out["result"] = value["result"]
     outputs = value.get("outputs") or {}
     if labels and len(outputs) == 1:
         (o,) = outputs.values()

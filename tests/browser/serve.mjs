@@ -141,6 +141,9 @@ function parseRange(v, size) {
  * @param {boolean} [opts.isolate]           send COOP/COEP (default true)
  * @param {boolean} [opts.csp]               send the CSP (default true)
  * @param {boolean} [opts.dip]               send Document-Isolation-Policy on sandbox.html (default true)
+ * @param {boolean} [opts.permissions]       send the Permissions-Policy (default true; false for a
+ *                                           server standing in for an embedder of another origin,
+ *                                           which delegates features to its frames, e.g. the camera)
  * @param {string[]} [opts.frameAncestors]   origins allowed to frame sandbox.html
  * @param {Record<string, Buffer>} [opts.overrides]  url path -> body served instead of the file
  * @param {string} [opts.policy]             the policy data (default build/policy.json)
@@ -151,6 +154,7 @@ export async function startServer(opts) {
   const isolate = opts.isolate !== false;
   const sendCsp = opts.csp !== false;
   const sendDip = opts.dip !== false;
+  const sendPermissions = opts.permissions !== false;
   const frameAncestors = opts.frameAncestors ?? [];
   if (frameAncestors.length > policy.frame_ancestors.max) throw new Error("too many frame ancestors");
   const overrides = opts.overrides ?? {};
@@ -172,6 +176,8 @@ export async function startServer(opts) {
       } else if ((n === "cross-origin-opener-policy" || n === "cross-origin-embedder-policy") && !docIsolate) {
         continue;
       } else if (n === "document-isolation-policy" && !sendDip) {
+        continue;
+      } else if (n === "permissions-policy" && !sendPermissions) {
         continue;
       } else {
         h[n] = v;

@@ -217,7 +217,11 @@ export function assertPolicy(r, what) {
   assert.match(h("strict-transport-security") ?? "", /^max-age=(\d+)/, `${what}: HSTS`);
   assert.ok(Number(/max-age=(\d+)/.exec(h("strict-transport-security"))[1]) >= 31536000, `${what}: HSTS 1 year`);
   const pp = h("permissions-policy") ?? "";
-  for (const f of ["camera=()", "microphone=()", "geolocation=()", "accelerometer=()", "gyroscope=()", "magnetometer=()", "usb=()", "payment=()", "cross-origin-isolated=(self)"]) {
+  // The sandbox document (the one kind with Document-Isolation-Policy) alone may use the camera,
+  // where its embedder delegates it (the camera input mode); every other response: camera=().
+  const camera = h("document-isolation-policy") ? "camera=(self)" : "camera=()";
+  assert.ok(!pp.includes(camera === "camera=()" ? "camera=(self)" : "camera=()"), `${what}: Permissions-Policy camera`);
+  for (const f of [camera, "microphone=()", "geolocation=()", "accelerometer=()", "gyroscope=()", "magnetometer=()", "usb=()", "payment=()", "cross-origin-isolated=(self)"]) {
     assert.ok(pp.includes(f), `${what}: Permissions-Policy ${f}`);
   }
   const csp = h("content-security-policy") ?? "";

@@ -11,6 +11,10 @@
 //            name and values ($DRIVE_PRIVATE: {file, strings: [...], hex: [...]}).
 //   text     examples/pii_demo.py: type $DRIVE_PRIVATE's text ({text, strings, hex}) into the
 //            frame's text box, run, wait for Python's answer, then search like `file` does
+//   image    examples/image_demo.py: pick $DRIVE_PRIVATE's image ({file, strings, hex}) in the frame,
+//            press Send, wait for Python's answer, then search like `file` does
+//   camera   examples/camera_demo.py (Chromium with a fake camera, CHROMIUM_EXTRA_ARGS): press Start in
+//            the frame, wait for Python's answers for a few seconds, then search like `file` does
 //   silent   tests/streamlit/app_checks.py?case=silent (return_result=False): draw in the first
 //            box's frame, wait for the frame's own result, report what reached the page
 //   error    wait for an exception / refusal message and return its text
@@ -85,13 +89,13 @@ try {
       return list;
     });
     out.pageIsolated = await page.evaluate(() => self.crossOriginIsolated);
-  } else if (scenario === "draw" || scenario === "file" || scenario === "silent" || scenario === "text") {
+  } else if (scenario === "draw" || scenario === "file" || scenario === "silent" || scenario === "text" || scenario === "image" || scenario === "camera") {
     if (scenario === "draw" || scenario === "file") {
       // let section 1 finish first: its result makes Streamlit rerun the script
       await page.locator("code", { hasText: "probabilities" }).first().waitFor({ timeout: deadline });
       await page.waitForTimeout(1000);
     }
-    const box = host.nth(scenario === "silent" || scenario === "text" ? 0 : 1);
+    const box = host.nth(scenario === "draw" || scenario === "file" ? 1 : 0);
     await box.locator('[data-role="model"]').filter({ hasText: "verified" }).waitFor({ timeout: deadline });
     // The input UI is in the sandbox document, not in the page.
     out.inputUiInPage = await box.evaluate((e) => e.querySelectorAll("canvas, input, button").length);
@@ -111,6 +115,9 @@ try {
       await page.mouse.down();
       for (let i = 1; i <= 12; i++) await page.mouse.move(b.x + b.width * 0.5, b.y + b.height * (0.15 + 0.7 * i / 12));
       await page.mouse.up();
+    } else if (scenario === "camera") {
+      out.frameAllow = await frameEl.getAttribute("allow");
+      await frame.locator('[data-role="camera-start"]').click();
     } else if (scenario === "text") {
       const priv = JSON.parse(fs.readFileSync(process.env.DRIVE_PRIVATE, "utf8"));
       const area = frame.locator('[data-role="text"]');
@@ -125,10 +132,20 @@ try {
       await chooser.setFiles(priv.file);
     }
     try {
-      await frame.locator('[data-role="input"][data-runs="1"]').waitFor({ timeout: deadline });
+      if (scenario === "camera") {
+        await page.getByText("Camera person mask:").waitFor({ timeout: deadline });
+        await page.waitForTimeout(3000); // a few more results, at the app's rate
+        await frame.locator('[data-role="camera-stop"]').click();
+        await page.waitForTimeout(500); // a frame in flight is dropped, not sent, once stopped
+        out.pythonSaw = await page.getByText("Camera person mask:").innerText();
+        out.frames = Number(await frame.locator('[data-role="input"]').getAttribute("data-frames"));
+        out.sent = Number(await frame.locator('[data-role="input"]').getAttribute("data-sent"));
+      } else await frame.locator('[data-role="input"][data-runs="1"]').waitFor({ timeout: deadline });
       // Nothing leaves the frame until the user sends the result (there is no Send when silent).
-      if (scenario !== "silent") await frame.locator('[data-role="send"]').click({ timeout: deadline });
+      if (scenario !== "silent" && scenario !== "camera") await frame.locator('[data-role="send"]').click({ timeout: deadline });
       if (scenario === "text") await page.getByText("Tokens flagged").waitFor({ timeout: deadline });
+      else if (scenario === "image") await page.getByText("Person mask:").waitFor({ timeout: deadline });
+      else if (scenario === "camera") { /* waited above */ }
       else if (scenario !== "silent") await page.getByText("You drew a").waitFor({ timeout: deadline });
     } catch (e) {
       out.launcher = await box.innerText();
@@ -138,6 +155,10 @@ try {
     if (scenario === "silent") {
       out.pythonSaw = await page.getByText("silent result:").innerText();
       out.wsSentAfterInput = seen.ws.filter((f) => f.dir === "sent").length - wsBefore;
+    } else if (scenario === "image") {
+      out.pythonSaw = await page.getByText("Person mask:").innerText();
+    } else if (scenario === "camera") {
+      /* read above, before Stop */
     } else if (scenario === "text") {
       out.flagged = await page.getByText("Tokens flagged").innerText();
       out.frameEntities = await frame.locator('[data-role="input"]').getAttribute("data-entities");
@@ -160,11 +181,12 @@ try {
       inputResults: fromSandbox.filter((m) => m.data?.type === "input-result").map((m) => ({
         keys: Object.keys(m.data).sort(),
         outputs: Object.fromEntries(Object.entries(m.data.outputs ?? {}).map(([k, o]) => [k, { keys: Object.keys(o).sort(), typed: o.data?.typed, length: o.data?.values?.length, shape: o.shape }])),
+        ...(m.data.result ? { result: { keys: Object.keys(m.data.result).sort(), kind: m.data.result.kind, typed: m.data.result.mask?.typed } } : {}),
       })),
       requestsAfterInput: seen.requests.slice(requestsBefore).map((r) => `${r.method} ${r.url}`),
       websocketFrames: seen.ws.length,
     };
-    if (scenario === "file" || scenario === "text") {
+    if (scenario === "file" || scenario === "text" || scenario === "image" || scenario === "camera") {
       const priv = JSON.parse(fs.readFileSync(process.env.DRIVE_PRIVATE, "utf8"));
       const dom = await page.evaluate(() => {
         const parts = [];

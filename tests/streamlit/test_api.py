@@ -137,6 +137,42 @@ def test_prepare_text_model_client_mode(server):
         prepare("pii", None, {"input": [1, 2, 3]}, base_url=server.origin)
 
 
+def test_prepare_input_kind(server):
+    # input= picks what the user gives in the frame; the default follows the manifest entry.
+    assert prepare("selfie", None, None, base_url=server.origin)["inputKind"] == "image"
+    assert prepare("digits", None, None, base_url=server.origin)["inputKind"] == "tensor"
+    assert prepare("pii", None, None, base_url=server.origin)["inputKind"] == "text"
+    d = prepare("selfie", None, None, base_url=server.origin, input="image")
+    assert d["inputKind"] == "image" and d["mode"] == "client"
+    assert d["request"] != prepare("selfie", None, None, base_url=server.origin, input="tensor")["request"]
+
+
+@pytest.mark.parametrize("model,kind,params,message", [
+    ("digits", "image", None, "declares no image preprocess"),
+    ("digits", "text", None, "names no tokenizer"),
+    ("pii", "tensor", None, "takes text"),
+    ("selfie", "image", {"input": [0.0]}, "use inference_params=None"),
+    ("digits", "camera", None, "declares no image preprocess"),
+    ("selfie", "audio", None, "not available yet"),
+    ("selfie", "video", None, "input must be one of tensor, image, text, camera"),
+    ("selfie", 3, None, "input must be one of"),
+])
+def test_prepare_bad_input_kind(server, model, kind, params, message):
+    with pytest.raises(InferenceParamsError, match=message):
+        prepare(model, None, params, base_url=server.origin, input=kind)
+
+
+def test_prepare_camera_rate(server):
+    d = prepare("selfie", None, None, base_url=server.origin, input="camera")
+    assert d["inputKind"] == "camera" and d["inputRate"] == 1.0
+    assert prepare("selfie", None, None, base_url=server.origin, input="camera", rate=4)["inputRate"] == 4.0
+    for bad in (0, -1, 31, True, "2"):
+        with pytest.raises(InferenceParamsError, match="rate"):
+            prepare("selfie", None, None, base_url=server.origin, input="camera", rate=bad)
+    with pytest.raises(InferenceParamsError, match="with input='camera'"):
+        prepare("selfie", None, None, base_url=server.origin, input="image", rate=2)
+
+
 def test_prepare_reports_a_weaker_served_policy(server):
     d = prepare("digits", {"csp": {"script-src": ["'self'"]}}, {"input": [0.0] * 64}, base_url=server.origin)
     assert d["problems"] == ["CSP script-src: the served policy allows 'wasm-unsafe-eval', which security_config does not "

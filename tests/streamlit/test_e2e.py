@@ -227,7 +227,9 @@ def assert_input_stayed_in_the_frame(out: dict, runtime_origin: str) -> None:
     assert priv["pageCanReadFrame"] is False
     assert priv["pointerEventsInPageWhileInputting"] == 0, priv
     # From the sandbox, only protocol messages; each input-result carries outputs and nothing else.
-    assert set(priv["sandboxMessageTypes"]) <= {"hello", "pong", "progress", "ready", "result", "input-result"}, priv
+    # ("port": the direct line offered to the page by the example's data-mode box, a frame of the
+    # same origin; an input-mode frame offers none.)
+    assert set(priv["sandboxMessageTypes"]) <= {"hello", "pong", "progress", "ready", "result", "input-result", "port"}, priv
     assert priv["inputResults"], "the result of the user's input never reached the page"
     for r in priv["inputResults"]:
         assert r["keys"] == ["id", "outputs", "seq", "type", "v"], r  # no timings: nothing about how the user worked

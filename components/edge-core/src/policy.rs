@@ -51,6 +51,22 @@ idle-detection=(), magnetometer=(), microphone=(), midi=(), payment=(), picture-
 publickey-credentials-get=(), screen-wake-lock=(), serial=(), usb=(), \
 xr-spatial-tracking=(), cross-origin-isolated=(self)";
 
+/// The one feature the sandbox document (and no other) may use itself: the camera, for the camera
+/// input mode (static/sandbox-camera.js). It still needs the embedder's `allow="camera"` on the
+/// iframe, so it is on only where the app asks for it.
+pub const SANDBOX_ALLOWS: &[(&str, &str)] = &[("camera=()", "camera=(self)")];
+
+/// Permissions-Policy for one kind of response.
+pub fn permissions_policy(kind: Kind) -> String {
+    let mut p = PERMISSIONS_POLICY.to_string();
+    if kind == Kind::SandboxDocument {
+        for (off, on) in SANDBOX_ALLOWS {
+            p = p.replace(off, on);
+        }
+    }
+    p
+}
+
 pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 
 /// The file name of a module worker's script: the one kind of context whose CSP lets wasm compile.
@@ -173,7 +189,7 @@ pub fn apply(headers: &mut Vec<(String, String)>, kind: Kind, config: &Config) {
         "same-origin"
     };
     set("cross-origin-resource-policy", corp.into());
-    set("permissions-policy", PERMISSIONS_POLICY.into());
+    set("permissions-policy", permissions_policy(kind));
     if kind == Kind::SandboxDocument {
         set(
             "document-isolation-policy",
@@ -214,5 +230,23 @@ mod tests {
         let mut h = vec![];
         apply(&mut h, Kind::Document, &config);
         assert!(!h.iter().any(|(k, _)| k == "document-isolation-policy"));
+    }
+
+    #[test]
+    fn only_the_sandbox_may_use_the_camera() {
+        let pp = |kind| {
+            let mut h = vec![];
+            apply(&mut h, kind, &Config::default());
+            h.into_iter()
+                .find(|(k, _)| k == "permissions-policy")
+                .unwrap()
+                .1
+        };
+        let sandbox = pp(Kind::SandboxDocument);
+        assert!(sandbox.contains("camera=(self)") && !sandbox.contains("camera=()"));
+        assert!(sandbox.contains("microphone=()"));
+        for kind in [Kind::Document, Kind::Worker, Kind::Resource] {
+            assert!(pp(kind).contains("camera=()"), "{kind:?}");
+        }
     }
 }

@@ -1,0 +1,214 @@
+// Input mode for a model whose manifest entry declares `preprocess: {kind: "image", ...}`: the
+// user picks an image file inside the sandbox document; it is decoded here, turned into the
+// model's input tensor by media.js exactly as the manifest says, run, and the manifest's
+// `postprocess` (classes, boxes, a mask) is applied and shown here. The embedding page gets the
+// outputs and that result only when the user presses Send (and only with report: true); never
+// the image, its name or its size. The decoded pixels are dropped after each run.
+//
+// Decoding: createImageBitmap with no colour-space conversion and no premultiplication, then a
+// 2D canvas's getImageData: for an image without an embedded colour profile (a plain PNG, most
+// JPEGs) these are the file's own sRGB values, what Pillow's Image.open(...).convert("RGB")
+// gives (tests/browser/image-input.test.mjs checks it on PNGs).
+
+import { imageToTensor, postprocess } from "./media.js";
+
+const MAX_FILE_BYTES = 32 * 1024 * 1024;
+const MAX_SIDE = 16384;
+const PREVIEW_PX = 256;
+
+/** @typedef {Record<string, { data: Float32Array, shape: number[] }>} Outputs */
+/** @typedef {{ width: number, height: number, data: Uint8ClampedArray<ArrayBuffer> }} Pixels */
+/** @typedef {{ sx: number, sy: number, sw: number, sh: number, dx: number, dy: number, dw: number, dh: number }} Placement */
+/**
+ * pixels -> {outputs, result (sent to the app on Send), placement (where a mask lies on the picture; display only)}
+ * @typedef {(pixels: Pixels) => Promise<{ outputs: Outputs, result: any, placement: Placement | null }>} Pipeline
+ */
+
+/**
+ * @param {string} tag @param {Record<string, any>} [props] @param {...(Node | string)} children
+ * @returns {any}
+ */
+function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "dataset") Object.assign(e.dataset, v);
+    else if (k in e) /** @type {any} */ (e)[k] = v;
+    else e.setAttribute(k, v);
+  }
+  e.append(...children);
+  return e;
+}
+
+/**
+ * The picked file's pixels, RGBA, as the file stores them.
+ * @param {Blob} file @returns {Promise<Pixels>}
+ */
+export async function decodeImage(file) {
+  if (file.size > MAX_FILE_BYTES) throw new Error(`larger than ${MAX_FILE_BYTES} bytes`);
+  let bmp;
+  try {
+    bmp = await createImageBitmap(file, { colorSpaceConversion: "none", premultiplyAlpha: "none", imageOrientation: "from-image" });
+  } catch {
+    throw new Error("not an image this browser can decode");
+  }
+  try {
+    return framePixels(bmp, bmp.width, bmp.height);
+  } finally {
+    bmp.close();
+  }
+}
+
+/**
+ * A drawable's pixels (an ImageBitmap, a video frame), RGBA.
+ * @param {CanvasImageSource} source @param {number} width @param {number} height
+ * @returns {Pixels}
+ */
+export function framePixels(source, width, height) {
+  if (!(width >= 1 && height >= 1 && width <= MAX_SIDE && height <= MAX_SIDE)) throw new Error(`image size ${width}x${height} is outside 1..${MAX_SIDE}`);
+  const c = new OffscreenCanvas(width, height);
+  const g = c.getContext("2d", { willReadFrequently: true, colorSpace: "srgb" });
+  g.drawImage(source, 0, 0);
+  const d = g.getImageData(0, 0, width, height, { colorSpace: "srgb" });
+  return { width, height, data: d.data };
+}
+
+/**
+ * The declared steps around the engine: pixels -> tensor -> engine -> postprocess.
+ * @param {{ preprocess: Record<string, any>, postprocess?: Record<string, any>, labels?: string[], inputName: string,
+ *           run: (input: {name: string, data: Float32Array, shape: number[]}) => Promise<{outputs: Outputs}> }} o
+ * @returns {Pipeline}
+ */
+export function imagePipeline({ preprocess, postprocess: post, labels, inputName, run }) {
+  const { kind: _kind, input, ...spec } = preprocess;
+  const name = input ?? inputName;
+  return async (pixels) => {
+    const t = imageToTensor(pixels, /** @type {any} */ (spec));
+    const { outputs } = await run({ name, data: t.data, shape: t.shape });
+    const result = post ? postprocess(outputs, post, labels) : null;
+    const placement = result?.kind === "mask" ? maskPlacement(spec, pixels.width, pixels.height, result.width, result.height) : null;
+    return { outputs, result, placement };
+  };
+}
+
+/**
+ * Where a mask of the model's input lies on the picture, by the preprocess's resize (media.js's
+ * geometry: crop takes the centre of the resized picture, letterbox pads it centred): the part of
+ * the mask [sx, sy, sw, sh] that covers the picture's rectangle [dx, dy, dw, dh]. For display.
+ * @param {Record<string, any>} spec @param {number} iw @param {number} ih @param {number} mw @param {number} mh
+ */
+export function maskPlacement(spec, iw, ih, mw, mh) {
+  const [h, w] = spec.size;
+  const fx = mw / w, fy = mh / h;
+  if (spec.resize === "crop") {
+    const k = (spec.shorter ?? Math.max(h, w)) / Math.min(iw, ih);
+    const rw = Math.max(w, Math.round(iw * k)), rh = Math.max(h, Math.round(ih * k));
+    const x0 = Math.floor((rw - w) / 2), y0 = Math.floor((rh - h) / 2);
+    return { sx: 0, sy: 0, sw: mw, sh: mh, dx: (x0 * iw) / rw, dy: (y0 * ih) / rh, dw: (w * iw) / rw, dh: (h * ih) / rh };
+  }
+  if (spec.resize === "letterbox") {
+    const k = Math.min(w / iw, h / ih);
+    const rw = Math.max(1, Math.round(iw * k)), rh = Math.max(1, Math.round(ih * k));
+    const x0 = Math.floor((w - rw) / 2), y0 = Math.floor((h - rh) / 2);
+    return { sx: x0 * fx, sy: y0 * fy, sw: rw * fx, sh: rh * fy, dx: 0, dy: 0, dw: iw, dh: ih };
+  }
+  return { sx: 0, sy: 0, sw: mw, sh: mh, dx: 0, dy: 0, dw: iw, dh: ih };
+}
+
+/** A line of text for a post-processed result (or the first output). */
+export function describeResult(/** @type {any} */ result, /** @type {Outputs} */ outputs) {
+  if (result?.kind === "classes") {
+    return result.classes[0].map((/** @type {any} */ c) => `${c.label} ${(c.score * 100).toFixed(1)}%`).join(", ");
+  }
+  if (result?.kind === "mask") {
+    let on = 0;
+    for (const v of result.mask) if (v) on++;
+    return `mask ${result.width}×${result.height}: ${((on / result.mask.length) * 100).toFixed(1)}% foreground`;
+  }
+  if (result?.kind === "boxes") {
+    return result.boxes.length ? result.boxes.map((/** @type {any} */ b) => `${b.label} ${(b.score * 100).toFixed(0)}%`).join(", ") : "no boxes";
+  }
+  const [name, o] = Object.entries(outputs)[0] ?? [];
+  return o ? `${name}: [${o.shape.join(", ")}]` : "";
+}
+
+/**
+ * Draws the picture (scaled to fit) and, for a mask, the mask over the part of the picture it
+ * covers (maskPlacement).
+ * @param {HTMLCanvasElement} canvas @param {CanvasImageSource} picture @param {number} w @param {number} h @param {any} result
+ * @param {Placement | null} [placement]
+ */
+export function drawResult(canvas, picture, w, h, result, placement) {
+  const k = Math.min(1, PREVIEW_PX / Math.max(w, h));
+  canvas.width = Math.max(1, Math.round(w * k));
+  canvas.height = Math.max(1, Math.round(h * k));
+  const g = canvas.getContext("2d");
+  g.drawImage(picture, 0, 0, canvas.width, canvas.height);
+  if (result?.kind === "mask") {
+    const m = new OffscreenCanvas(result.width, result.height);
+    const mg = m.getContext("2d");
+    const img = mg.createImageData(result.width, result.height);
+    for (let i = 0; i < result.mask.length; i++) if (result.mask[i]) img.data.set([37, 99, 235, 140], i * 4);
+    mg.putImageData(img, 0, 0);
+    const p = placement ?? { sx: 0, sy: 0, sw: result.width, sh: result.height, dx: 0, dy: 0, dw: w, dh: h };
+    g.drawImage(m, p.sx, p.sy, p.sw, p.sh, p.dx * k, p.dy * k, p.dw * k, p.dh * k);
+  }
+}
+
+/**
+ * Shows the image file picker and wires it to the pipeline.
+ * @param {{ pipeline: Pipeline, send: ((outputs: Outputs, result: any) => void) | null }} o
+ *   send: posts outputs and result to the app; null when nothing may be sent (report: false).
+ */
+export function mountImageInput({ pipeline, send }) {
+  const reporting = send !== null;
+  const out = el("output", { className: "in-out", dataset: { role: "result" } });
+  const pick = el("input", { type: "file", accept: "image/*", dataset: { role: "file" } });
+  const view = el("canvas", { className: "in-view", width: 1, height: 1, dataset: { role: "view" } });
+  const note = el("p", { className: "in-note" },
+    reporting
+      ? "Your image stays in this sandbox; only the model's output goes to the app, when you press Send."
+      : "Your image stays in this sandbox; nothing is sent to the app.");
+  const box = el("section", { className: "in-box", dataset: { role: "input" } }, note,
+    el("label", {}, "Image: ", pick), el("div", { className: "in-row" }, view), out);
+  /** @type {{ outputs: Outputs, result: any } | null} */ let last = null;
+  const sendBtn = el("button", { type: "button", className: "in-btn in-primary", dataset: { role: "send" }, disabled: true }, "Send to the app");
+  sendBtn.addEventListener("click", () => {
+    if (!last || !send) return;
+    send(last.outputs, last.result);
+    last = null;
+    sendBtn.disabled = true;
+    box.dataset.sent = String(Number(box.dataset.sent ?? 0) + 1);
+  });
+  if (reporting) box.append(el("div", { className: "in-row" }, sendBtn));
+  document.body.append(box);
+  document.documentElement.dataset.ui = "input";
+
+  let busy = Promise.resolve();
+  pick.addEventListener("change", () => {
+    const file = pick.files?.[0];
+    pick.value = ""; // the same file can be picked again; no reference kept
+    if (!file) return;
+    busy = busy.then(async () => {
+      out.value = "running…";
+      box.dataset.state = "running";
+      last = null;
+      sendBtn.disabled = true;
+      try {
+        const pixels = await decodeImage(file);
+        const r = await pipeline(pixels);
+        const bmp = await createImageBitmap(new ImageData(pixels.data, pixels.width, pixels.height));
+        drawResult(view, bmp, pixels.width, pixels.height, r.result, r.placement);
+        bmp.close();
+        out.value = describeResult(r.result, r.outputs);
+        last = r;
+        sendBtn.disabled = false;
+        box.dataset.state = "done";
+        box.dataset.runs = String(Number(box.dataset.runs ?? 0) + 1);
+      } catch (e) {
+        out.value = `cannot use this image: ${e?.message ?? e}`;
+        box.dataset.state = "error";
+      }
+    });
+  });
+  return box;
+}
