@@ -2,7 +2,9 @@
 // (scripts/build): with relaxed SIMD (fused multiply-add in the matmul kernels, faster) and
 // simd128 only. A module using a relaxed-SIMD opcode fails validation where the feature is
 // missing, so one binary cannot carry both paths: ask WebAssembly.validate about a tiny module
-// first, then import the matching build. Both are content-hashed in asset-manifest.json.
+// first, then instantiate the matching build (engine-loader.js, from pinned, verified files).
+
+import { instantiate as instantiateEngine } from "./engine/inference.js";
 
 // (module (func (result v128)
 //   (i8x16.relaxed_swizzle (i8x16.splat (i32.const 1)) (i8x16.splat (i32.const 2)))))
@@ -17,13 +19,41 @@ const RELAXED_SIMD_PROBE = new Uint8Array([
   0x0b, // end
 ]);
 
-/** @returns {{build: "relaxed-simd" | "simd128", module: string}} */
-export function engineVariant() {
-  let relaxed = false;
+/** @returns {boolean} */
+function hasRelaxedSimd() {
   try {
-    relaxed = WebAssembly.validate(RELAXED_SIMD_PROBE);
-  } catch { /* no WebAssembly: the import below fails and says so */ }
-  return relaxed
-    ? { build: "relaxed-simd", module: "./engine/inference.js" }
-    : { build: "simd128", module: "./engine-baseline/inference.js" };
+    return WebAssembly.validate(RELAXED_SIMD_PROBE);
+  } catch {
+    return false; // no WebAssembly: instantiating fails and says so
+  }
+}
+
+/**
+ * @typedef {{
+ *   build: string,
+ *   dir: string,
+ *   instantiate: import("./engine-loader.js").Instantiate,
+ *   usable: () => boolean,
+ * }} EngineBuild
+ *   build: what `status` reports (engine.build); dir: the build's directory in build/web, whose
+ *   core wasm the sandbox pins under that name (PINS.components[dir], written by web/pins.mjs
+ *   for every engine* directory); instantiate: its jco glue (bundled into the worker, so
+ *   verified with it; web/bundle.mjs refuses a build whose glue differs from every imported
+ *   one); usable: whether this browser can run it.
+ */
+
+/**
+ * The engine builds, preferred first. Another build is one entry here (and one directory that
+ * scripts/build-web transpiles); its files are pinned and verified like these.
+ * @type {readonly EngineBuild[]}
+ */
+export const ENGINES = Object.freeze([
+  { build: "relaxed-simd", dir: "engine", instantiate: instantiateEngine, usable: hasRelaxedSimd },
+  // The same glue: the two builds differ only in their core wasm.
+  { build: "simd128", dir: "engine-baseline", instantiate: instantiateEngine, usable: () => true },
+]);
+
+/** The build this browser runs. @returns {EngineBuild} */
+export function engineVariant() {
+  return /** @type {EngineBuild} */ (ENGINES.find((e) => e.usable()));
 }

@@ -1,5 +1,6 @@
-// Models in the sandbox: the manifest entry, the bytes downloaded with SRI and re-hashed with
-// WebCrypto before use, kept in the Cache API by content hash and re-verified when read (a copy
+// Models in the sandbox: the manifest (fetched with the SRI pin the build wrote into sandbox.js,
+// pins.js), the entry, the bytes downloaded with the entry's SRI and re-hashed with WebCrypto
+// before use, kept in the Cache API by content hash and re-verified when read (a copy
 // that fails is evicted). A text model's tokenizer.json is handled the same way.
 
 import { checkProcessing } from "./processing.js";
@@ -27,8 +28,8 @@ const ENCODINGS = /** @type {Record<string, string>} */ ({ onnx: "onnx", tflite:
 export class ModelStore {
   /**
    * @param {import("./sandbox-state.js").SandboxState} state counters and the cache note
-   * @param {{ url: string, integrity: string | null }} manifest where the model manifest is and,
-   *   when the build pinned it, its SRI string
+   * @param {{ url: string, integrity: string } | null} manifest where the model manifest is and
+   *   its SRI string (null: the build pinned none, and no model is read)
    */
   constructor(state, manifest) {
     this.state = state;
@@ -37,15 +38,14 @@ export class ModelStore {
 
   /** @param {string} name @returns {Promise<ModelEntry>} */
   async entry(name) {
+    if (!this.manifest) throw new SandboxError("integrity", "this sandbox was built without integrity pins (scripts/build-web writes them): refusing to read the model manifest");
     const { url, integrity } = this.manifest;
     let manifest;
-    if (integrity) {
-      const bytes = await fetchVerified(url, integrity, "the model manifest", { maxBytes: MAX_MANIFEST_BYTES });
+    try {
+      const bytes = await fetchVerified(url, integrity, "the model manifest (models/manifest.json)", { maxBytes: MAX_MANIFEST_BYTES });
       manifest = JSON.parse(new TextDecoder().decode(bytes));
-    } else {
-      const res = await fetch(url, { cache: "no-cache", credentials: "same-origin", mode: "same-origin" });
-      if (!res.ok) throw new SandboxError("network", `cannot read the model manifest (HTTP ${res.status})`);
-      manifest = await res.json();
+    } catch (e) {
+      throw new SandboxError(e?.code ?? "manifest", e?.code ? e.message : `the model manifest is not JSON: ${e?.message ?? e}`);
     }
     const entry = manifest?.models?.find?.((/** @type {any} */ m) => m?.name === name);
     if (!entry) throw new SandboxError("not-found", `no model "${name}" in the manifest`);
@@ -80,7 +80,7 @@ export class ModelStore {
 
   /** @param {string} sha256 */
   cacheKey(sha256) {
-    return new URL(`./sha256/${sha256}`, this.manifest.url).href;
+    return new URL(`./sha256/${sha256}`, /** @type {{ url: string }} */ (this.manifest).url).href;
   }
 
   async open() {

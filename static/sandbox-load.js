@@ -13,6 +13,7 @@ import { SandboxError } from "./sandbox-error.js";
  * @param {(p: import("./model-store.js").Progress) => void} progress
  */
 export async function loadModel({ state: s, engine, models }, name, progress) {
+  if (s.refusal) throw s.refusal;
   s.set("loading");
   const t0 = performance.now();
   if (s.requireIsolation && !s.sandboxIsolation.crossOriginIsolated) {

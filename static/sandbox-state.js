@@ -56,6 +56,8 @@ export class SandboxState {
   /** @type {Record<string, number> | null} */ frozenCounters = null;
   /** @type {Record<string, number>} */ loadTimings = {};
   /** @type {string | null} */ cacheNote = null;
+  /** Why this sandbox refuses to load anything (a file of its own failed its integrity check). */
+  /** @type {import("./sandbox-error.js").SandboxError | null} */ refusal = null;
 
   /**
    * @param {import("./sandbox-config.js").SandboxConfig} config
@@ -75,7 +77,7 @@ export class SandboxState {
   }
 
   render() {
-    const { error } = this.config;
+    const error = this.config.error ?? this.refusal;
     if (this.view.state) this.view.state.textContent = error ? `${this.state}: ${error.message}` : this.state;
     if (this.view.dropped) this.view.dropped.textContent = String(this.counters.dropped);
     if (this.view.rejected) this.view.rejected.textContent = String(this.counters.rejected);

@@ -8,34 +8,47 @@
 //   sandbox-load.js        `init`: worker start, model read and verified, graph loaded
 //   model-store.js         the manifest, models fetched with SRI, re-hashed, cached by hash
 //   engine-supervisor.js   the worker: requests, queue, timeouts, restarts; the page's direct port
+//   worker-spawn.js        the worker started from its verified bytes (a blob: URL)
+//   pins.js                the build's integrity pins (worker, manifest, engines' core wasm)
+//
+// Integrity: sandbox.html (the root, served no-cache) pins this script and sandbox.css with
+// <script integrity>/<link integrity>; this script carries PINS; everything else is fetched with
+// those SRI strings and refused on a mismatch, before any of it runs or is read.
 //   sandbox-input-mode.js  input mode: the user's input runs here, outputs leave on Send only
 
 import { EngineSupervisor } from "./engine-supervisor.js";
 import { ModelStore } from "./model-store.js";
+import { PINS } from "./pins.js";
 import { PROTOCOL_VERSION } from "./protocol.js";
 import { readConfig } from "./sandbox-config.js";
 import { listen } from "./sandbox-dispatch.js";
+import { SandboxError } from "./sandbox-error.js";
 import { SandboxState } from "./sandbox-state.js";
+import { scriptUrlPolicy, workerSpawner } from "./worker-spawn.js";
 
-const WORKER_URL = new URL("./worker.js", import.meta.url).href;
-const MANIFEST_URL = new URL("./models/manifest.json", import.meta.url).href;
-
-// Trusted Types: `new Worker(url)` is a sink. The only URL this policy lets through is ours.
-const ttPolicy = globalThis.trustedTypes?.createPolicy("secure-context", {
-  createScriptURL(url) {
-    if (url === WORKER_URL && new URL(url).origin === location.origin) return url;
-    throw new TypeError(`secure-context policy: refusing script URL ${url}`);
-  },
-});
-
-async function spawn() {
-  const url = ttPolicy ? ttPolicy.createScriptURL(WORKER_URL) : WORKER_URL;
-  return new Worker(/** @type {any} */ (url), { type: "module", name: "secure-context-engine" });
-}
+// Every path in PINS is relative to this script (build/web/sandbox.js).
+const BASE = import.meta.url;
+const { policy, mint } = scriptUrlPolicy();
+const spawn = PINS
+  ? workerSpawner({ pins: PINS, base: BASE, policy, mint })
+  : async () => {
+    throw new SandboxError("integrity", "this sandbox was built without integrity pins (scripts/build-web writes them): refusing to start unverified code");
+  };
 
 /** @type {import("./engine-supervisor.js").Reply} */
 function reply(origin, msg, transfer = []) {
   window.parent.postMessage({ v: PROTOCOL_VERSION, ...msg }, origin, transfer);
+}
+
+/**
+ * sandbox.html pins its stylesheet like this script; the browser skips one whose bytes do not
+ * match (or that did not load), and the input UI must not run unstyled by what the page sent.
+ * Module scripts run only after the document's stylesheets loaded or failed, so this is final.
+ */
+function refusedStylesheets() {
+  return [...document.querySelectorAll('link[rel="stylesheet"]')]
+    .filter((l) => !/** @type {HTMLLinkElement} */ (l).sheet)
+    .map((l) => l.getAttribute("href"));
 }
 
 const config = readConfig(window);
@@ -44,8 +57,12 @@ const state = new SandboxState(config, {
   dropped: document.getElementById("sandbox-dropped"),
   rejected: document.getElementById("sandbox-rejected"),
 });
+const refused = refusedStylesheets();
+if (refused.length) {
+  state.refusal = new SandboxError("integrity", `${refused.join(", ")} failed the integrity check sandbox.html pins (or did not load): refusing to load anything`);
+}
 const engine = new EngineSupervisor(state, reply, spawn);
-const models = new ModelStore(state, { url: MANIFEST_URL, integrity: null });
+const models = new ModelStore(state, PINS ? { url: new URL(PINS.manifest.path, BASE).href, integrity: PINS.manifest.integrity } : null);
 listen({ state, engine, models, reply }, window);
 
 state.render();

@@ -281,7 +281,9 @@ export class SecureContext {
       this.#onHello = () => done();
       this.#frame.addEventListener("load", ping);
       interval = setInterval(ping, 250);
-      timer = setTimeout(() => done(new SecureContextError("timeout", `the sandbox at ${this.#origin} did not answer`)), timeoutMs);
+      // A sandbox.js that fails the integrity check sandbox.html pins never runs: the browser
+      // says so in the frame's console, and this side sees only the silence.
+      timer = setTimeout(() => done(new SecureContextError("timeout", `the sandbox at ${this.#origin} did not answer (is sandbox.html served there and may this page frame it? did its script pass its integrity check? the frame's console says)`)), timeoutMs);
       ping();
     });
   }

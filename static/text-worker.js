@@ -1,5 +1,6 @@
-// Text models in the engine worker: the model's tokenizer (the `tokenizer` component, jco-transpiled
-// into text/tokenizer.js) turns the text into token ids right here, next to the engine, so the
+// Text models in the engine worker: the model's tokenizer (the `tokenizer` component: its jco glue,
+// text/tokenizer.js, is bundled into the worker; its core wasm is pinned and verified like the
+// engine's) turns the text into token ids right here, next to the engine, so the
 // text itself never leaves the sandbox. Long texts are cut into windows of at most `maxLength`
 // tokens that overlap by `stride`, run as one batch (padded, attention mask 0 on the padding).
 //
@@ -9,7 +10,10 @@
 // where windows[i] = {offsets: Uint32Array (start, end pairs, UTF-16 units of `text`),
 //                     specialTokensMask: Uint8Array, length}: what maps each output row back to the text.
 
-/** @type {any} */ let tokenizerModule = null;
+import { instantiateVerified } from "./engine-loader.js";
+import { instantiate } from "./text/tokenizer.js";
+
+/** @type {Promise<any> | null} */ let tokenizerModule = null;
 /** @type {any} */ let tokenizer = null;
 let window_ = { maxLength: 512, stride: 64 };
 
@@ -22,13 +26,18 @@ export function tokenizerFailure(e) {
   return null;
 }
 
-/** @param {Uint8Array} bytes @param {number} maxLength @param {number} stride */
-export async function loadTokenizer(bytes, maxLength, stride) {
-  // @ts-ignore: written by scripts/build-web (jco transpile of the tokenizer component)
-  tokenizerModule ??= await import("./text/tokenizer.js");
+/**
+ * @param {Uint8Array} bytes @param {number} maxLength @param {number} stride
+ * @param {import("./engine-loader.js").ComponentPins | undefined} pins the tokenizer component's core wasm
+ */
+export async function loadTokenizer(bytes, maxLength, stride, pins) {
+  // Instantiated once, on the first text model (its core wasm verified like the engine's).
+  tokenizerModule ??= instantiateVerified(instantiate, pins, "the tokenizer");
+  tokenizerModule.catch(() => { tokenizerModule = null; });
+  const component = await tokenizerModule;
   let t;
   try {
-    t = tokenizerModule.tokenizer.Tokenizer.load(bytes);
+    t = component.tokenizer.Tokenizer.load(bytes);
   } catch (e) {
     throw tokenizerFailure(e) ?? e;
   }

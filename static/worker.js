@@ -3,10 +3,16 @@
 // started it. One request at a time (compute is synchronous); the sandbox serializes them
 // and terminates this worker on timeout, cancel or trap.
 //
+// Integrity: the sandbox fetched this script with its SRI pin and started it from a blob: URL of
+// those bytes (worker-spawn.js); the jco glue and the WASI shims are bundled in, so verified with
+// it. The engine's core wasm is fetched with the pins of the sandbox's `start` message and
+// compiled from the verified bytes (engine-loader.js).
+//
 // Requests and replies: protocol.js, "sandbox <-> worker" (WORKER_REQUESTS, WORKER_REPLIES).
 
 /** @typedef {{code: string, message: string, fatal: boolean}} EngineFailure */
 
+import { checkPins, instantiateVerified } from "./engine-loader.js";
 import { engineVariant } from "./engine-variant.js";
 import { servePort } from "./run-port.js";
 import { loadTokenizer, runText } from "./text-worker.js";
@@ -59,18 +65,21 @@ function toFailure(e) {
   return { code: "internal", message, fatal: false };
 }
 
+// The instantiated engine, for DevTools and the browser tests (the glue is bundled in, so there
+// is no module to import): only code running in this worker can read it, and all of it is ours.
+Object.defineProperty(self, "__secureContextEngine", { get: () => engine });
+
 /** @type {Promise<any> | null} */ let engineImport = null;
 const variant = engineVariant();
+/** The verified files of each component (engine builds, tokenizer), from `start`. */
+/** @type {Record<string, import("./engine-loader.js").ComponentPins> | null} */ let pins = null;
 
 async function getEngine() {
-  engineImport ??= import(variant.module);
+  if (!pins) throw Object.assign(new Error("the engine worker was not given its integrity pins"), { code: "integrity" });
+  engineImport ??= instantiateVerified(variant.instantiate, pins[variant.dir], `the engine (${variant.dir})`);
   engine ??= await engineImport;
   return engine;
 }
-
-// Fetch and compile the engine now, while the sandbox is still downloading and verifying the
-// model, not after. A failure here surfaces (and is reported) at the first `load`.
-getEngine().catch(() => { engineImport = null; });
 
 /** @param {Uint8Array} bytes @param {string} encoding */
 async function load(bytes, encoding) {
@@ -195,7 +204,13 @@ self.addEventListener("message", async (/** @type {MessageEvent} */ event) => {
     return;
   }
   try {
-    if (msg.type === "load") {
+    if (msg.type === "start") {
+      if (pins) throw Object.assign(new Error("already started"), { code: "invalid-state" });
+      pins = checkPins(msg.components);
+      // Fetch and compile the engine now, while the sandbox is still downloading and verifying
+      // the model, not after. A failure here surfaces (and is reported) at the first `load`.
+      getEngine().catch(() => { engineImport = null; });
+    } else if (msg.type === "load") {
       const r = await load(new Uint8Array(msg.bytes), msg.encoding);
       self.postMessage({ type: "loaded", id, ...r });
     } else if (msg.type === "port" && msg.port instanceof MessagePort) {
@@ -210,7 +225,7 @@ self.addEventListener("message", async (/** @type {MessageEvent} */ event) => {
       const r = run(msg.inputs);
       self.postMessage({ type: "result", id, ...r }, r.outputs.map((o) => o.data.buffer));
     } else if (msg.type === "load-tokenizer") {
-      const info = await loadTokenizer(new Uint8Array(msg.bytes), msg.maxLength, msg.stride);
+      const info = await loadTokenizer(new Uint8Array(msg.bytes), msg.maxLength, msg.stride, pins?.text);
       self.postMessage({ type: "tokenizer-loaded", id, info });
     } else if (msg.type === "run-text") {
       const names = graph ? plainInfo(engine.introspection.describe(graph)).inputs.map((t) => t.name) : [];

@@ -229,7 +229,7 @@ class Session {
       this.onHello = () => done();
       const interval = setInterval(ping, 250);
       const timer = setTimeout(() => {
-        done(Object.assign(new Error(`the sandbox at ${this.origin} did not answer; is it serving sandbox.html, and does its frame-ancestors list ${location.origin}?`), { code: "timeout" }));
+        done(Object.assign(new Error(`the sandbox at ${this.origin} did not answer; is it serving sandbox.html, does its frame-ancestors list ${location.origin}, and did its script pass its integrity check (the frame's console says)?`), { code: "timeout" }));
       }, timeoutMs);
       this.frame.addEventListener("load", ping);
     });

@@ -326,8 +326,9 @@ def compare_policy(asked: SecurityConfig, headers: Mapping[str, str], *, path: s
                    worker_headers: Mapping[str, str] | None = None) -> list[str]:
     """What the served headers of the sandbox document fail to give, as sentences (empty: all good).
 
-    ``headers``: the response headers of sandbox.html, lower-case names. ``worker_headers``: those
-    of worker.js, the engine's context (the only one that compiles wasm): what it allows counts too.
+    ``headers``: the response headers of sandbox.html, lower-case names; the engine worker runs
+    under its CSP (started from a blob: URL of the verified worker.js). ``worker_headers``: those of
+    worker.js, for a runtime that starts its worker from the URL: what it allows counts too.
     """
     problems: list[str] = []
     h = {k.lower(): v for k, v in headers.items()}

@@ -120,10 +120,11 @@ function sandboxFrame(page) {
   return page.frames().find((f) => new URL(f.url()).pathname === "/sandbox.html");
 }
 
+/** The engine worker: started by the sandbox from a blob: URL of the verified worker.js. */
 async function engineWorker(page) {
   const deadline = Date.now() + 10000;
   for (;;) {
-    const w = page.workers().find((x) => x.url().endsWith("/worker.js"));
+    const w = page.workers().find((x) => x.url().startsWith("blob:"));
     if (w) return w;
     if (Date.now() > deadline) throw new Error("no engine worker");
     await new Promise((r) => setTimeout(r, 50));
@@ -143,7 +144,7 @@ async function waitFor(fn, what, ms = 5000) {
 // ------------------------------------------------------------------ setup
 
 before(async () => {
-  assert.ok(fs.existsSync(path.join(WEB, "engine", "inference.js")), "build/web is missing: run scripts/build-web");
+  assert.ok(fs.existsSync(path.join(WEB, "worker.js")) && fs.existsSync(path.join(WEB, "asset-manifest.json")), "build/web is missing: run scripts/build-web");
   assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
   B = await startServer({ root: WEB, isolate: false, csp: false });
   A = await startServer({ root: WEB, frameAncestors: [B.origin] });
@@ -238,7 +239,9 @@ test("demo: isolation everywhere, draw and predict, zero CSP violations, screens
     await waitFor(() => A.cspReports.length >= 3, "CSP reports for the blocked attempts");
     const directives = A.cspReports.map((r) => r["effective-directive"] ?? r.effectiveDirective).sort();
     t.diagnostic(`reports: ${directives.join(", ")} from ${[...new Set(A.cspReports.map((r) => r["document-uri"]))].join(", ")}`);
-    assert.ok(A.cspReports.every((r) => /\/worker\.js$/.test(r["document-uri"] ?? r.documentURL)));
+    // From the worker: a blob: URL of the sandbox's (it runs under the sandbox's CSP), which a
+    // report names by its scheme alone (CSP's "strip URL for use in reports").
+    assert.ok(A.cspReports.every((r) => (r["document-uri"] ?? r.documentURL) === "blob"));
     A.cspReports.length = 0;
   });
 
@@ -315,7 +318,7 @@ test("engine errors: a wasi-nn error crosses jco as {code, message}; the graph s
 
   // What jco itself throws for `result<_, error>`: a ComponentError whose payload is the resource.
   const raw = await worker.evaluate(async () => {
-    const e = await import(new URL("./engine/inference.js", location.href).href);
+    const e = globalThis.__secureContextEngine; // the glue's exports (bundled into the worker)
     try {
       e.graph.load([new Uint8Array([8, 1, 18, 3, 1, 2, 3])], "onnx", "cpu");
       return { threw: false };
@@ -593,9 +596,9 @@ test("a trap is reported as an error and the worker is respawned", async (t) => 
   assert.ok((await openInPage(page)).ok);
   const worker = await engineWorker(page);
   // Simulate a trap: the next Tensor constructed in this worker instance throws what a wasm
-  // `unreachable` throws. A respawned worker imports the engine afresh, unpatched.
-  await worker.evaluate(async () => {
-    const e = await import(new URL("./engine/inference.js", location.href).href);
+  // `unreachable` throws. A respawned worker instantiates the engine afresh, unpatched.
+  await worker.evaluate(() => {
+    const e = globalThis.__secureContextEngine;
     e.tensor.Tensor = function () { throw new WebAssembly.RuntimeError("unreachable (simulated trap)"); };
   });
   const r = await page.evaluate(async () => {
@@ -752,9 +755,11 @@ test("engine builds: relaxed SIMD where the browser has it, the simd128 build wh
   // A browser without relaxed SIMD, as far as the worker can tell: Chromium 156 no longer lets
   // V8 flags switch the shipped feature off, so serve a worker.js whose one WebAssembly.validate
   // call (the probe in engine-variant.js) answers false. Everything after it is the real path.
+  // That worker.js is another build's: the site is re-pinned for it (web/pins.mjs), as a build
+  // would pin it, else the sandbox refuses it (tests/browser/integrity.test.mjs).
   const worker = fs.readFileSync(path.join(WEB, "worker.js"), "utf8");
   assert.equal(worker.split("WebAssembly.validate(").length, 2, "worker.js has exactly one WebAssembly.validate call");
-  const E = await startServer({ root: WEB, overrides: { "/worker.js": Buffer.from(worker.replace("WebAssembly.validate(", "(()=>!1)(")) } });
+  const E = await startServer({ root: WEB, repin: true, overrides: { "/worker.js": Buffer.from(worker.replace("WebAssembly.validate(", "(()=>!1)(")) } });
   try {
     const baseline = await runAll(E.origin, "baseline");
     assert.equal(baseline.build, "simd128");

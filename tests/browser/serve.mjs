@@ -13,16 +13,19 @@
 // HEAD, 405). tests/policy/ compares this server's headers with the edge's, route by route.
 //
 // Test hooks, off by default: isolate:false (no COOP/COEP), csp:false (no CSP), dip:false (no
-// Document-Isolation-Policy), overrides (a body served instead of a file), the documents
+// Document-Isolation-Policy), overrides (a body served instead of a file: a tampered file, which
+// the sandbox must refuse; or with repin:true another build's, the files that pin it re-pinned
+// by web/pins.mjs up to sandbox.html, as a build would), the documents
 // /__test/blank.html (isolated) and /__test/plain.html (no COOP/COEP), the request log, and a
 // `report-uri` to /__csp-report on every CSP, whose reports are kept.
-// No dependencies: node's http, fs, path, crypto only.
+// No dependencies: node's http, fs, path, crypto, and web/pins.mjs.
 
 import { createHash } from "node:crypto";
 import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { repin } from "../../web/pins.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const POLICY_PATH = path.join(ROOT, "build", "policy.json");
@@ -146,6 +149,7 @@ function parseRange(v, size) {
  *                                           which delegates features to its frames, e.g. the camera)
  * @param {string[]} [opts.frameAncestors]   origins allowed to frame sandbox.html
  * @param {Record<string, Buffer>} [opts.overrides]  url path -> body served instead of the file
+ * @param {boolean} [opts.repin]             re-pin the site for the overrides (web/pins.mjs)
  * @param {string} [opts.policy]             the policy data (default build/policy.json)
  */
 export async function startServer(opts) {
@@ -157,8 +161,13 @@ export async function startServer(opts) {
   const sendPermissions = opts.permissions !== false;
   const frameAncestors = opts.frameAncestors ?? [];
   if (frameAncestors.length > policy.frame_ancestors.max) throw new Error("too many frame ancestors");
-  const overrides = opts.overrides ?? {};
   const allowlist = readAllowlist(root, policy);
+  let overrides = opts.overrides ?? {};
+  if (opts.repin) {
+    const changed = Object.fromEntries(Object.entries(overrides).map(([p, b]) => [p.replace(/^\//, ""), b]));
+    const pinned = repin(allowlist, (rel) => fs.readFileSync(path.join(root, ...rel.split("/"))), changed);
+    overrides = Object.fromEntries(Object.entries(pinned).map(([rel, b]) => [`/${rel}`, b]));
+  }
   /** @type {Array<{method:string,url:string,headers:Record<string,string|undefined>,bodyBytes:number,body?:Buffer,status?:number}>} */
   const requests = [];
   /** @type {any[]} */

@@ -57,7 +57,7 @@ test("demo under the edge app: ready, isolated everywhere, verified, no CSP viol
   assert.ok(frame, "sandbox iframe");
   let worker;
   for (let i = 0; i < 200 && !worker; i++) {
-    worker = page.workers().find((w) => w.url().endsWith("/worker.js"));
+    worker = page.workers().find((w) => w.url().startsWith("blob:")); // started from the verified worker.js
     if (!worker) await new Promise((r) => setTimeout(r, 50));
   }
   assert.ok(worker, "engine worker");

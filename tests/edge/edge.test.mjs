@@ -10,7 +10,8 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import zlib from "node:zlib";
 import {
-  DOCUMENT_CSP, DOCUMENT_SCRIPT_SRC, EDGE, ROOT, RUNNER, WEB, WORKER_SCRIPT_SRC, assertPolicy, first, manifest, rawRequest, req, startEdge,
+  DOCUMENT_CSP, DOCUMENT_SCRIPT_SRC, DOCUMENT_WORKER_SRC, EDGE, ROOT, RUNNER, SANDBOX_SCRIPT_SRC, SANDBOX_WORKER_SRC, WEB,
+  WORKER_SCRIPT_SRC, assertPolicy, first, manifest, rawRequest, req, startEdge,
 } from "./lib.mjs";
 import { grade } from "./observatory.mjs";
 
@@ -41,8 +42,11 @@ describe("header policy", () => {
       const csp = first(r, "content-security-policy");
       if (key.endsWith(".html") || key === "worker.js") {
         for (const d of DOCUMENT_CSP) assert.ok(csp.includes(d), `${key}: ${d}`);
-        assert.ok(csp.includes(key === "worker.js" ? WORKER_SCRIPT_SRC : DOCUMENT_SCRIPT_SRC), `${key}: script-src in ${csp}`);
-        if (key !== "worker.js") assert.doesNotMatch(csp, /wasm-unsafe-eval/, `${key}: compiles no wasm`);
+        const [scriptSrc, workerSrc] = key === "worker.js" ? [WORKER_SCRIPT_SRC, DOCUMENT_WORKER_SRC]
+          : key === "sandbox.html" ? [SANDBOX_SCRIPT_SRC, SANDBOX_WORKER_SRC] : [DOCUMENT_SCRIPT_SRC, DOCUMENT_WORKER_SRC];
+        assert.ok(csp.includes(scriptSrc), `${key}: script-src in ${csp}`);
+        assert.ok(csp.split("; ").includes(workerSrc), `${key}: ${workerSrc} in ${csp}`);
+        if (key !== "worker.js" && key !== "sandbox.html") assert.doesNotMatch(csp, /wasm-unsafe-eval/, `${key}: compiles no wasm`);
       } else {
         assert.doesNotMatch(csp, /script-src/, `${key}: resources get the no-script CSP`);
         assert.match(csp, /frame-ancestors 'none'/, key);
@@ -183,7 +187,7 @@ describe("HTTP semantics", () => {
   test("Accept-Encoding: br, gzip, identity, q=0; Vary", async () => {
     const enc = JSON.parse(fs.readFileSync(path.join(EDGE, "encodings.json"), "utf8"));
     const wasm = Object.keys(MANIFEST).find((k) => k.endsWith(".wasm"));
-    for (const key of ["index.html", "engine/inference.js", wasm]) {
+    for (const key of ["index.html", "worker.js", wasm]) {
       assert.ok(enc[key]?.br && enc[key]?.gzip, `${key} has variants`);
       const orig = fs.readFileSync(path.join(WEB, key));
       const cases = [

@@ -53,7 +53,15 @@ try {
       if (v && typeof v === "object" && depth < 8) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x, depth + 1)]));
       return v;
     };
-    addEventListener("message", (e) => { try { log.messages.push({ origin: e.origin, data: plain(e.data) }); } catch { log.messages.push({ origin: e.origin, data: "<unserializable>" }); } }, true);
+    // Which window sent each message (a page can hold several frames of the runtime: the data-mode
+    // one is offered a direct port, the input-mode one must not be).
+    const sources = new Map();
+    log.sourceOf = (w) => (sources.has(w) ? sources.get(w) : -1);
+    addEventListener("message", (e) => {
+      if (!sources.has(e.source)) sources.set(e.source, sources.size);
+      const src = sources.get(e.source);
+      try { log.messages.push({ origin: e.origin, src, data: plain(e.data) }); } catch { log.messages.push({ origin: e.origin, src, data: "<unserializable>" }); }
+    }, true);
     for (const t of ["pointerdown", "pointermove", "pointerup", "mousedown", "mousemove", "mouseup"]) addEventListener(t, () => { log.pointer++; }, true);
     for (const t of ["keydown", "keyup", "keypress", "input", "paste"]) addEventListener(t, () => { log.keys++; }, true);
   }, streamlitOrigin);
@@ -169,9 +177,11 @@ try {
     out.launcher = await box.innerText();
     out.frameResult = await frame.locator('[data-role="result"]').innerText();
     out.frameRuns = await frame.locator('[data-role="input"]').getAttribute("data-runs");
-    const pageSeen = await page.evaluate(() => globalThis.__scSeen);
+    const pageSeen = await page.evaluate(() => { const { messages, pointer, keys } = globalThis.__scSeen; return { messages, pointer, keys }; });
+    const inputFrameSource = await frameEl.evaluate((f) => globalThis.__scSeen.sourceOf(f.contentWindow));
     const sandboxOrigin = new URL(out.inputFrameSrc).origin;
-    const fromSandbox = pageSeen.messages.filter((m) => m.origin === sandboxOrigin);
+    // What the input-mode frame sent this page (a data-mode frame on the same page is another sender).
+    const fromSandbox = pageSeen.messages.filter((m) => m.origin === sandboxOrigin && m.src === inputFrameSource);
     out.privacy = {
       pointerEventsInPageWhileInputting: pageSeen.pointer - before,
       keyEventsInPageWhileInputting: pageSeen.keys - keysBefore,

@@ -204,7 +204,8 @@ def test_local_server_applies_the_edge_policy(server):
     status, h, body = get(server.origin + "/sandbox.html")
     assert status == 200 and b"sandbox.js" in body
     csp = h["content-security-policy"]
-    assert csp.startswith("default-src 'none'; script-src 'self'; worker-src 'self'")
+    # The engine worker runs under this CSP (a blob: URL of the SRI-verified worker.js).
+    assert csp.startswith("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src blob:;")
     assert "require-trusted-types-for 'script'; trusted-types secure-context" in csp
     assert "frame-ancestors 'self' http://127.0.0.1:8501;" in csp
     assert h["cross-origin-opener-policy"] == "same-origin"

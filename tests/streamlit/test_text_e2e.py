@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -31,7 +32,7 @@ import reference as ref_  # noqa: E402
 from run import Engine  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
-    not (ROOT / "build" / "web" / "text" / "tokenizer.js").exists(), reason="needs scripts/build-web")
+    not (ROOT / "build" / "web" / "text").is_dir(), reason="needs scripts/build-web")
 
 NOTE = ref_.NOTES[1]
 SECRETS = ["Whitfield", "123-45-6789", "88 Harbor View Road", "john.whitfield@example.com", "555-0199",
@@ -50,6 +51,10 @@ def web_root(tmp_path_factory):
     (root / "models" / entry["file"]).write_bytes(data)
     entry.update(ref_.file_digest(root / "models" / entry["file"]))
     (root / "models" / "manifest.json").write_text(json.dumps(manifest))
+    # The copy's manifest is no longer the one the build pinned: re-pin it up to sandbox.html as a
+    # build would (web/pins.mjs), then write the copy's asset manifest again.
+    for cmd in (["node", "web/pins.mjs", "repin", str(root)], ["node", "web/finalize.mjs", str(root), "build/policy.json"]):
+        subprocess.run(cmd, cwd=ROOT, check=True)
     return root
 
 

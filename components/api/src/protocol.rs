@@ -6,7 +6,7 @@
 
 use crate::dtype::{self, DType};
 use crate::error::ApiError;
-use serde_json::Map;
+use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::io::Read;
 

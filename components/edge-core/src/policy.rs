@@ -9,20 +9,20 @@ pub enum Kind {
     /// An HTML document that only this origin may frame (`index.html`, ...).
     Document,
     /// The sandbox iframe document: framable by the configured allowlist, gets
-    /// `Document-Isolation-Policy` so it can be cross-origin isolated inside any embedder.
+    /// `Document-Isolation-Policy` so it can be cross-origin isolated inside any embedder. Its
+    /// engine worker starts from a `blob:` URL of verified bytes and so runs under this CSP.
     SandboxDocument,
-    /// A dedicated worker's script: its CSP is the worker's policy.
+    /// A dedicated worker's script started from its URL: its CSP is the worker's policy.
+    /// (The engine's worker.js is not started so: the sandbox fetches it with SRI.)
     Worker,
     /// Everything else (scripts, styles, wasm, models, JSON, errors, redirects).
     Resource,
 }
 
 /// The directives every script-running context gets: no inline script, no eval, Trusted Types.
-/// `script-src` is added per kind: only the worker, where the engine's wasm is compiled, gets
-/// `'wasm-unsafe-eval'` (no document of the runtime compiles wasm).
+/// `script-src` and `worker-src` are added per kind ([`script_sources`]).
 pub const CSP_DIRECTIVES: &[&str] = &[
     "default-src 'none'",
-    "worker-src 'self'",
     "connect-src 'self'",
     "style-src 'self'",
     "img-src 'self'",
@@ -34,9 +34,27 @@ pub const CSP_DIRECTIVES: &[&str] = &[
     "trusted-types secure-context",
 ];
 
-/// `script-src` of a document, and of the worker (the one context that compiles wasm).
+/// `script-src` of a document, and of the contexts that compile wasm: a worker started from its
+/// URL, and the sandbox document, whose engine worker (a `blob:` URL of the SRI-verified
+/// worker.js, static/worker-spawn.js) inherits its CSP. No other document compiles wasm.
 pub const DOCUMENT_SCRIPT_SRC: &str = "script-src 'self'";
 pub const WORKER_SCRIPT_SRC: &str = "script-src 'self' 'wasm-unsafe-eval'";
+pub const SANDBOX_SCRIPT_SRC: &str = WORKER_SCRIPT_SRC;
+
+/// `worker-src` of a document and of a worker, and of the sandbox document: workers there start
+/// only from `blob:` URLs (of bytes it verified; its Trusted Types policy lets through only the
+/// ones it minted), never from a URL whose bytes nobody checked.
+pub const DOCUMENT_WORKER_SRC: &str = "worker-src 'self'";
+pub const SANDBOX_WORKER_SRC: &str = "worker-src blob:";
+
+/// `script-src` and `worker-src` of one kind of script-running response.
+pub fn script_sources(kind: Kind) -> [&'static str; 2] {
+    match kind {
+        Kind::SandboxDocument => [SANDBOX_SCRIPT_SRC, SANDBOX_WORKER_SRC],
+        Kind::Worker => [WORKER_SCRIPT_SRC, DOCUMENT_WORKER_SRC],
+        Kind::Document | Kind::Resource => [DOCUMENT_SCRIPT_SRC, DOCUMENT_WORKER_SRC],
+    }
+}
 
 /// Resources never run script: nothing is allowed, nothing may frame them.
 pub const RESOURCE_CSP: &str = "default-src 'none'; base-uri 'none'; form-action 'none'; \
@@ -143,12 +161,8 @@ pub fn csp(kind: Kind, config: &Config) -> String {
         Kind::Worker => "'none'".to_string(),
         Kind::Resource => return RESOURCE_CSP.to_string(),
     };
-    let script_src = if kind == Kind::Worker {
-        WORKER_SCRIPT_SRC
-    } else {
-        DOCUMENT_SCRIPT_SRC
-    };
-    let mut d: Vec<String> = vec![CSP_DIRECTIVES[0].to_string(), script_src.to_string()];
+    let mut d: Vec<String> = vec![CSP_DIRECTIVES[0].to_string()];
+    d.extend(script_sources(kind).iter().map(|s| s.to_string()));
     d.extend(CSP_DIRECTIVES[1..].iter().map(|s| s.to_string()));
     d.push(format!("frame-ancestors {ancestors}"));
     d.join("; ")

@@ -121,15 +121,26 @@ mod tests {
             .collect();
         assert_eq!(data, sent);
         assert_eq!(p["content_types"][".wasm"], "application/wasm");
-        assert!(p["headers"]["worker"]
-            .to_string()
-            .contains("wasm-unsafe-eval"));
-        for kind in ["document", "sandbox-document", "resource"] {
+        // Wasm compiles in the worker and in the sandbox document, whose blob: worker runs the
+        // engine under its CSP; there, workers start from blob: only.
+        for kind in ["worker", "sandbox-document", "sandbox-document-framed"] {
+            assert!(
+                p["headers"][kind].to_string().contains("wasm-unsafe-eval"),
+                "{kind}"
+            );
+        }
+        for kind in ["document", "resource"] {
             assert!(
                 !p["headers"][kind].to_string().contains("wasm-unsafe-eval"),
                 "{kind}"
             );
         }
+        assert!(p["headers"]["sandbox-document"]
+            .to_string()
+            .contains("worker-src blob:;"));
+        assert!(!p["headers"]["sandbox-document"]
+            .to_string()
+            .contains("worker-src 'self'"));
     }
 
     #[test]
