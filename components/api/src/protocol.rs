@@ -371,7 +371,7 @@ pub fn encode_text_outputs(
     windows: &[Window],
 ) -> Result<Vec<u8>, ApiError> {
     let body = encode_outputs(Form::Json, model, sha256, outputs)?;
-    let mut v: serde_json::Value = serde_json::from_slice(&body)
+    let mut v: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(500, "runtime-error", format!("encoding outputs: {e}")))?;
     v["windows"] = windows
         .iter()
