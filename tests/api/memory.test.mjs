@@ -111,9 +111,15 @@ test(`${CLIENTS} parallel 16 MiB junk bodies: memory flat, every junk refused, e
   console.log(`RSS: before ${baseline.toFixed(1)} MiB, peak during ${CLIENTS} junk bodies ${peak.toFixed(1)} MiB, after ${settled.toFixed(1)} MiB; ${good.length} good requests meanwhile`);
 
   for (const { kind, r } of junk) {
+    // Spin's HTTP server closes a connection whose body it has not read right after refusing it;
+    // the kernel then resets it and the client may lose the reply before reading it (status 0).
+    // The local runner reads the rest first (host/src/serve.rs, lingering close), so there every
+    // refusal must arrive.
+    if (RUNNER === "spin" && r.status === 0) continue;
     assert.ok(r.status === 400 || r.status === 413, `${kind}: status ${r.status} ${r.body.toString().slice(0, 200)}`);
     assert.ok(JSON.parse(r.body.toString()).error.code, `${kind}: a JSON error`);
   }
+  assert.ok(junk.some(({ r }) => r.status !== 0), "some refusal arrived");
   assert.ok(good.length > 0 && good.every((s) => s === 200), `good requests during the burst: ${good.join(",")}`);
   assert.ok(peak - baseline < PEAK_MIB, `resident memory rose ${(peak - baseline).toFixed(1)} MiB during the burst (bound ${PEAK_MIB} MiB)`);
   assert.ok(settled - baseline < SETTLED_MIB, `resident memory stayed ${(settled - baseline).toFixed(1)} MiB up after the burst`);
