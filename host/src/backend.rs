@@ -50,9 +50,6 @@ pub trait Backend {
     fn describe(&mut self, graph: GraphId) -> Result<GraphDesc, NnError>;
     fn compute(&mut self, graph: GraphId, inputs: Named) -> Result<Named, NnError>;
     fn unload(&mut self, graph: GraphId);
-    /// Start the next work from a fresh engine instance (graphs loaded before are gone). The
-    /// native engine has no instance to renew.
-    fn renew(&mut self) {}
 }
 
 /// The engine crate linked into this process.

@@ -365,11 +365,6 @@ fn conformance(cli: &Cli, a: ConformanceArgs) -> Result<bool> {
             .to_string_lossy()
             .to_string();
         let n = conformance::run_case(&mut native, case, tol);
-        // Each case in a fresh instance: in an instance that has run a large model before, the
-        // next large model computes many times slower (ResNet-50 past the 60 s budget after
-        // AlexNet; an open engine bug, see README "ONNX conformance"), which is not what a case
-        // tests.
-        wasm.renew();
         let w = conformance::run_case(wasm.as_mut(), case, tol);
         let np = matches!(n, conformance::Outcome::Pass);
         let wp = matches!(w, conformance::Outcome::Pass);

@@ -313,10 +313,6 @@ impl Backend for WasmBackend {
         "wasm"
     }
 
-    fn renew(&mut self) {
-        self.instance = None;
-    }
-
     fn load(&mut self, model: &[u8], encoding: Encoding) -> Result<GraphId, NnError> {
         use wit_graph::GraphEncoding as G;
         let enc = match encoding {
