@@ -139,7 +139,14 @@ pub fn run(args: &BenchArgs, wasm: &Path) -> Result<()> {
         let path = Path::new(path);
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let w = measure(&mut component, &bytes, path, args.runs)?;
-        let n = measure(&mut native, &bytes, path, args.runs)?;
+        // Native tract on its own thread: run on the component's thread, it leaves the CPU in a
+        // state that slows the JIT-compiled wasm after it many times over (README "ONNX
+        // conformance").
+        let n = std::thread::scope(|s| {
+            s.spawn(|| measure(&mut native, &bytes, path, args.runs))
+                .join()
+                .expect("the native run panicked")
+        })?;
         let o = if args.ort_script.is_file() {
             onnxruntime(&args.ort_script, path, args.runs)
         } else {

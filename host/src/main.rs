@@ -364,7 +364,13 @@ fn conformance(cli: &Cli, a: ConformanceArgs) -> Result<bool> {
             .unwrap_or_default()
             .to_string_lossy()
             .to_string();
-        let n = conformance::run_case(&mut native, case, tol);
+        // Native tract on its own thread (see bench.rs): on the component's thread it slows the
+        // JIT-compiled wasm after it many times over.
+        let n = std::thread::scope(|s| {
+            s.spawn(|| conformance::run_case(&mut native, case, tol))
+                .join()
+                .expect("the native run panicked")
+        });
         let w = conformance::run_case(wasm.as_mut(), case, tol);
         let np = matches!(n, conformance::Outcome::Pass);
         let wp = matches!(w, conformance::Outcome::Pass);
