@@ -15,11 +15,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { startServer } from "./serve.mjs";
+import { startServer, CHROMIUM, CHROMIUM_ARGS } from "./serve.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const WEB = path.join(ROOT, "build", "web");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const require = createRequire(path.join(ROOT, "web", "package.json"));
 const { chromium } = require("playwright-core");
 const RATE = 2;
@@ -39,8 +38,7 @@ before(async () => {
   A = await startServer({ root: WEB, frameAncestors: [B.origin] });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    args: [...CHROMIUM_ARGS,
       "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
       `--use-file-for-fake-video-capture=${path.join(refDir, "grace_hopper.y4m")}`],
   });

@@ -9,11 +9,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { startServer } from "./serve.mjs";
+import { startServer, CHROMIUM, CHROMIUM_ARGS } from "./serve.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const WEB = path.join(ROOT, "build", "web");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const require = createRequire(path.join(ROOT, "web", "package.json"));
 const { chromium } = require("playwright-core");
 
@@ -27,8 +26,7 @@ before(async () => {
   A = await startServer({ root: WEB, frameAncestors: [B.origin] });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [...CHROMIUM_ARGS],
   });
 });
 

@@ -15,16 +15,11 @@ import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { startServer } from "./serve.mjs";
+import { startServer, CHROMIUM, CHROMIUM_ARGS } from "./serve.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const WEB = path.join(ROOT, "build", "web");
 const { chromium } = createRequire(path.join(ROOT, "web", "package.json"))("playwright-core");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
 
 const ASSETS = JSON.parse(fs.readFileSync(path.join(WEB, "asset-manifest.json"), "utf8"));
 const MODELS = JSON.parse(fs.readFileSync(path.join(WEB, "models", "manifest.json"), "utf8")).models;

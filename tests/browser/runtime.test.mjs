@@ -9,7 +9,7 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { startServer } from "./serve.mjs";
+import { startServer, CHROMIUM, CHROMIUM_ARGS } from "./serve.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, "..", "..");
@@ -18,11 +18,6 @@ const ARTIFACTS = path.join(ROOT, "tests", "artifacts");
 const require = createRequire(path.join(ROOT, "web", "package.json"));
 const { chromium } = require("playwright-core");
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
 const N_DIGITS = Number(process.env.BROWSER_DIGITS ?? 450); // the whole held-out set
 const MIN_ACCURACY = 0.97;
 

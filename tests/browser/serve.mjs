@@ -31,6 +31,14 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", ".
 export const POLICY_PATH = path.join(ROOT, "build", "policy.json");
 export const CSP_REPORT_PATH = "/__csp-report";
 
+/** Debian's Chromium, and the flags every browser test launches it with: headless, and no
+ * background connections (this machine's closed network refuses them, many at a time). */
+export const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+export const CHROMIUM_ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+
 /** The edge's policy as data (build/policy.json). */
 export function loadPolicy(file = POLICY_PATH) {
   let policy;

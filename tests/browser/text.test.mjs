@@ -14,14 +14,13 @@ import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { startServer } from "./serve.mjs";
+import { startServer, CHROMIUM, CHROMIUM_ARGS } from "./serve.mjs";
 import { entities } from "../../static/text.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const WEB = path.join(ROOT, "build", "web");
 const REF_DIR = path.join(ROOT, "build", "text-reference");
 const ARTIFACTS = path.join(ROOT, "tests", "artifacts");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const require = createRequire(path.join(ROOT, "web", "package.json"));
 const { chromium } = require("playwright-core");
 
@@ -52,8 +51,7 @@ before(async () => {
   A = await startServer({ root: WEB, frameAncestors: [B.origin], overrides, repin: true });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [...CHROMIUM_ARGS],
   });
   fs.mkdirSync(ARTIFACTS, { recursive: true });
 });
