@@ -99,7 +99,7 @@ export function mountCameraInput({ pipeline, send, rate }) {
         const pixels = framePixels(video, w, h);
         const r = await pipeline(pixels);
         if (!running) break;
-        drawResult(view, video, w, h, r.result, r.placement);
+        drawResult(view, video, w, h, r.result, r.placement, r.boxes);
         out.value = describeResult(r.result, r.outputs);
         box.dataset.frames = String(Number(box.dataset.frames) + 1);
         const now = performance.now();

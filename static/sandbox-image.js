@@ -20,9 +20,11 @@ const PREVIEW_PX = 256;
 /** @typedef {{ width: number, height: number, data: Uint8ClampedArray<ArrayBuffer> }} Pixels */
 /** @typedef {{ sx: number, sy: number, sw: number, sh: number, dx: number, dy: number, dw: number, dh: number }} Placement */
 /**
- * pixels -> {outputs, result (sent to the app on Send), placement (where a mask lies on the picture; display only)}
- * @typedef {(pixels: Pixels) => Promise<{ outputs: Outputs, result: any, placement: Placement | null }>} Pipeline
+ * pixels -> {outputs, result (sent to the app on Send), placement (where a mask lies on the picture),
+ * boxes (each box's rectangle on the picture); the last two for display only}
+ * @typedef {(pixels: Pixels) => Promise<{ outputs: Outputs, result: any, placement: Placement | null, boxes?: PictureBox[] | null }>} Pipeline
  */
+/** @typedef {{ rect: [number, number, number, number], label: string, score: number }} PictureBox */
 
 /**
  * @param {string} tag @param {Record<string, any>} [props] @param {...(Node | string)} children
@@ -86,7 +88,8 @@ export function imagePipeline({ preprocess, postprocess: post, labels, inputName
     const { outputs } = await run({ name, data: t.data, shape: t.shape });
     const result = post ? postprocess(outputs, post, labels) : null;
     const placement = result?.kind === "mask" ? maskPlacement(spec, pixels.width, pixels.height, result.width, result.height) : null;
-    return { outputs, result, placement };
+    const boxes = result?.kind === "boxes" ? boxesOnPicture(result.boxes, spec, post?.units, pixels.width, pixels.height) : null;
+    return { outputs, result, placement, boxes };
   };
 }
 
@@ -114,6 +117,43 @@ export function maskPlacement(spec, iw, ih, mw, mh) {
   return { sx: 0, sy: 0, sw: mw, sh: mh, dx: 0, dy: 0, dw: iw, dh: ih };
 }
 
+/**
+ * The picture's coordinates of a point of the model's input: picture = o + model * k, by the
+ * preprocess's resize (the same geometry as maskPlacement).
+ * @param {Record<string, any>} spec @param {number} iw @param {number} ih
+ */
+export function pictureMap(spec, iw, ih) {
+  const [h, w] = spec.size;
+  if (spec.resize === "crop") {
+    const k = (spec.shorter ?? Math.max(h, w)) / Math.min(iw, ih);
+    const rw = Math.max(w, Math.round(iw * k)), rh = Math.max(h, Math.round(ih * k));
+    const x0 = Math.floor((rw - w) / 2), y0 = Math.floor((rh - h) / 2);
+    return { kx: iw / rw, ky: ih / rh, ox: (x0 * iw) / rw, oy: (y0 * ih) / rh };
+  }
+  if (spec.resize === "letterbox") {
+    const k = Math.min(w / iw, h / ih);
+    const rw = Math.max(1, Math.round(iw * k)), rh = Math.max(1, Math.round(ih * k));
+    const x0 = Math.floor((w - rw) / 2), y0 = Math.floor((h - rh) / 2);
+    return { kx: iw / rw, ky: ih / rh, ox: (-x0 * iw) / rw, oy: (-y0 * ih) / rh };
+  }
+  return { kx: iw / w, ky: ih / h, ox: 0, oy: 0 };
+}
+
+/**
+ * Each detected box (xyxy in the model's input, in its pixels or, with units "normalized", in
+ * fractions of its size) as a rectangle on the picture, clipped to it. For display.
+ * @param {{box: number[], label: string, score: number}[]} boxes @param {Record<string, any>} spec
+ * @param {string | undefined} units @param {number} iw @param {number} ih @returns {PictureBox[]}
+ */
+export function boxesOnPicture(boxes, spec, units, iw, ih) {
+  const m = pictureMap(spec, iw, ih);
+  const [h, w] = spec.size;
+  const ux = units === "normalized" ? w : 1, uy = units === "normalized" ? h : 1;
+  const cx = (/** @type {number} */ v) => Math.min(iw, Math.max(0, m.ox + v * ux * m.kx));
+  const cy = (/** @type {number} */ v) => Math.min(ih, Math.max(0, m.oy + v * uy * m.ky));
+  return boxes.map((b) => ({ rect: [cx(b.box[0]), cy(b.box[1]), cx(b.box[2]), cy(b.box[3])], label: b.label, score: b.score }));
+}
+
 /** A line of text for a post-processed result (or the first output). */
 export function describeResult(/** @type {any} */ result, /** @type {Outputs} */ outputs) {
   if (result?.kind === "classes") {
@@ -131,13 +171,16 @@ export function describeResult(/** @type {any} */ result, /** @type {Outputs} */
   return o ? `${name}: [${o.shape.join(", ")}]` : "";
 }
 
+/** The colour boxes are drawn in (tests/browser/classify.test.mjs looks for it on the canvas). */
+export const BOX_COLOR = [220, 38, 38];
+
 /**
  * Draws the picture (scaled to fit) and, for a mask, the mask over the part of the picture it
- * covers (maskPlacement).
+ * covers (maskPlacement); for boxes, each box's outline and label (boxesOnPicture).
  * @param {HTMLCanvasElement} canvas @param {CanvasImageSource} picture @param {number} w @param {number} h @param {any} result
- * @param {Placement | null} [placement]
+ * @param {Placement | null} [placement] @param {PictureBox[] | null} [boxes]
  */
-export function drawResult(canvas, picture, w, h, result, placement) {
+export function drawResult(canvas, picture, w, h, result, placement, boxes) {
   const k = Math.min(1, PREVIEW_PX / Math.max(w, h));
   canvas.width = Math.max(1, Math.round(w * k));
   canvas.height = Math.max(1, Math.round(h * k));
@@ -151,6 +194,24 @@ export function drawResult(canvas, picture, w, h, result, placement) {
     mg.putImageData(img, 0, 0);
     const p = placement ?? { sx: 0, sy: 0, sw: result.width, sh: result.height, dx: 0, dy: 0, dw: w, dh: h };
     g.drawImage(m, p.sx, p.sy, p.sw, p.sh, p.dx * k, p.dy * k, p.dw * k, p.dh * k);
+  }
+  if (boxes?.length) {
+    const color = `rgb(${BOX_COLOR.join(", ")})`;
+    g.lineWidth = 2;
+    g.strokeStyle = color;
+    g.font = "11px sans-serif";
+    g.textBaseline = "bottom";
+    for (const b of boxes) {
+      const [x0, y0, x1, y1] = b.rect.map((v) => v * k);
+      g.strokeRect(x0 + 1, y0 + 1, Math.max(0, x1 - x0 - 2), Math.max(0, y1 - y0 - 2));
+      const text = `${b.label} ${(b.score * 100).toFixed(0)}%`;
+      const tw = g.measureText(text).width + 4;
+      const ty = y0 >= 14 ? y0 : Math.min(canvas.height, y0 + 14);
+      g.fillStyle = color;
+      g.fillRect(x0, ty - 14, tw, 14);
+      g.fillStyle = "#fff";
+      g.fillText(text, x0 + 2, ty - 1);
+    }
   }
 }
 
@@ -197,7 +258,7 @@ export function mountImageInput({ pipeline, send }) {
         const pixels = await decodeImage(file);
         const r = await pipeline(pixels);
         const bmp = await createImageBitmap(new ImageData(pixels.data, pixels.width, pixels.height));
-        drawResult(view, bmp, pixels.width, pixels.height, r.result, r.placement);
+        drawResult(view, bmp, pixels.width, pixels.height, r.result, r.placement, r.boxes);
         bmp.close();
         out.value = describeResult(r.result, r.outputs);
         last = r;
