@@ -23,7 +23,10 @@ from .config import (
     validate_security_config,
 )
 
+from .local_model import LocalModels, edge_error, is_local_file
+
 _HERE = Path(__file__).resolve().parent
+_local_models = LocalModels()
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$", re.I)
 _component = None
 _component_lock = threading.Lock()
@@ -189,6 +192,7 @@ def prepare(
     parent_origin: str | None = None,
     input: str | None = None,  # noqa: A002  the public keyword the issue asks for
     rate: float | None = None,
+    model_options: Mapping[str, Any] | None = None,
 ) -> dict:
     """Everything the launcher needs, checked. Raises on a bad config/model/params."""
     sc: SecurityConfig = validate_security_config(security_config)
@@ -201,6 +205,19 @@ def prepare(
             f"inference_params must be a dict like {{'input': [...]}} or None (input drawn/picked in the browser), got {type(inference_params).__name__}"
         )
     base, local = resolve_base_url(base_url)
+    if is_local_file(model_path):
+        if not local:
+            raise edge_error(model_path, base, model_options)
+        from .server import default_server
+
+        try:
+            model_path = _local_models.add(default_server(), model_path, model_options)["name"]
+        except ValueError as e:
+            raise ModelPathError(str(e)) from None
+        _cache.pop(f"GET {base}models/manifest.json", None)
+    elif model_options is not None:
+        raise ModelPathError("model_options describes a local model file (model_path='path/to/model.onnx'); "
+                             f"{model_path!r} is not one")
     manifest = read_manifest(base)
     entry = resolve_model(model_path, base, manifest)
     model_inputs = entry.get("inputs") or []
@@ -268,11 +285,20 @@ def streamlit_secure_context(
     height: int | str = "content",
     input: str | None = None,  # noqa: A002
     rate: float | None = None,
+    model_options: Mapping[str, Any] | None = None,
 ) -> dict | None:
     """Runs ``model_path`` privately in the user's browser and returns the result to Python.
 
     model_path: a model name from the serving origin's models/manifest.json (``"digits"``) or
         the URL of a listed model file on that origin. The sandbox verifies it (SRI + SHA-256).
+        Or a local ``.onnx``/``.tflite`` file when this package serves the runtime (no base_url):
+        checked by the engine as ``secure-context models add`` checks it (the CLI, from
+        $SECURE_CONTEXT_BIN or PATH), hashed and pinned when first used, served from the
+        package's own origin and verified by the sandbox like every model. With an edge app
+        serving the runtime it raises :class:`ModelPathError` saying how to add it there.
+    model_options: for a local model file: ``name``, ``labels``, ``license``, ``source``,
+        ``attribution``, ``preprocess``, ``postprocess`` (the manifest entry's fields, as
+        ``secure-context models add`` takes them).
     security_config: what you require: ``coop``/``coep`` (the engine must be cross-origin
         isolated), ``csp`` (the served CSP must be at least this strict), ``sandbox`` (the
         iframe's sandbox tokens), ``requireHTTPS``. Invalid or unsafe values raise
@@ -312,7 +338,8 @@ def streamlit_secure_context(
     import streamlit as st
 
     d = prepare(model_path, security_config, inference_params, base_url=base_url,
-                return_result=return_result, timeout_ms=timeout_ms, input=input, rate=rate)
+                return_result=return_result, timeout_ms=timeout_ms, input=input, rate=rate,
+                model_options=model_options)
     if d["problems"]:
         st.error("secure-context refused to run: " + "; ".join(d["problems"]))
         return None

@@ -18,6 +18,7 @@ changes it.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.server
 import ipaddress
@@ -345,11 +346,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self, head: bool = False) -> None:  # noqa: N802
         path = self.path.split("?", 1)[0]
         key = path_to_key(path)
-        meta = self.owner.files.get(key) if key is not None else None
+        with self.owner.lock:
+            meta = self.owner.files.get(key) if key is not None else None
+            data = self.owner.overlay.get(key) if key is not None else None
         if meta is None:
             return self._error(404, "not found\n", head=head)
         try:
-            data = (self.owner.root / key).read_bytes()
+            data = data if data is not None else (self.owner.root / key).read_bytes()
         except OSError:
             return self._error(404, "not found\n", head=head)
         if len(data) != meta["size"]:
@@ -375,6 +378,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 headers.append(("content-range", f"bytes {a}-{b}/{len(data)}"))
                 return self._send(206, headers, data[a:b + 1], head)
         self._send(200, headers, data, head)
+
+
+def _sri(data: bytes) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def _repin(parent: bytes, old: bytes, new: bytes, parent_name: str, child: str) -> bytes:
+    """``parent`` with ``child``'s pin (its SRI, held exactly once) changed from ``old``'s to ``new``'s."""
+    text = parent.decode("utf-8")
+    n = text.count(_sri(old))
+    if n != 1:
+        raise AssetsError(f"{parent_name} holds {child}'s pin {n} times, expected once: rebuild with scripts/build-python")
+    return text.replace(_sri(old), _sri(new)).encode("utf-8")
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -406,9 +422,47 @@ class AssetServer:
             raise ValueError(f"{len(chosen)} parents; at most {MAX_FRAME_ANCESTORS}")
         self.parents: tuple[str, ...] = tuple(chosen)
         self.csp_reports: list[str] = []
+        # Files served from memory instead of root: local models added by add_model, and the
+        # manifest and documents re-pinned for them.
+        self.overlay: dict[str, bytes] = {}
+        self.added: set[str] = set()
         self.lock = threading.Lock()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    def _bytes(self, rel: str) -> bytes:
+        return self.overlay[rel] if rel in self.overlay else (self.root / rel).read_bytes()
+
+    def add_model(self, entry: dict, data: bytes) -> None:
+        """Serves a model that is not in the build (a local file, checked by the engine into
+        ``entry`` by local_model.py): the file, the manifest with its entry, and the chain pinning
+        the manifest re-pinned as web/pins.mjs's repin does (the manifest's SRI in sandbox.js,
+        sandbox.js's in sandbox.html). Replaces a model this method added under the same name."""
+        name, file = entry["name"], entry["file"]
+        if hashlib.sha256(data).hexdigest() != entry["sha256"] or len(data) != entry["size"]:
+            raise ValueError(f"model {name!r}: its bytes do not match its entry")
+        with self.lock:
+            old_manifest = self._bytes("models/manifest.json")
+            manifest = json.loads(old_manifest)
+            kept = []
+            for m in manifest["models"]:
+                if m.get("file") in self.added and m.get("name") == name:
+                    continue
+                if m.get("name") == name or m.get("file") == file or (m.get("tokenizer") or {}).get("file") == file:
+                    raise ValueError(f"a model named {name!r} (or a file {file!r}) is already served: give the local model "
+                                     "another name, model_options={'name': ...}")
+                kept.append(m)
+            manifest["models"] = [*kept, entry]
+            new_manifest = (json.dumps(manifest, indent=2) + "\n").encode()
+            old_js = self._bytes("sandbox.js")
+            js = _repin(old_js, old_manifest, new_manifest, "sandbox.js", "models/manifest.json")
+            html = _repin(self._bytes("sandbox.html"), old_js, js, "sandbox.html", "sandbox.js")
+            changed = {f"models/{file}": data, "models/manifest.json": new_manifest, "sandbox.js": js, "sandbox.html": html}
+            for rel, b in changed.items():
+                self.overlay[rel] = b
+                self.files[rel] = {**self.files.get(rel, {"content-type": CONTENT_TYPES[Path(rel).suffix], "immutable": False}),
+                                   "sha256": hashlib.sha256(b).hexdigest(), "size": len(b)}
+            self.added.add(file)
 
     @property
     def origin(self) -> str:

@@ -12,7 +12,8 @@
 //   text     examples/pii_demo.py: type $DRIVE_PRIVATE's text ({text, strings, hex}) into the
 //            frame's text box, run, wait for Python's answer, then search like `file` does
 //   image    examples/image_demo.py: pick $DRIVE_PRIVATE's image ({file, strings, hex}) in the frame,
-//            press Send, wait for Python's answer, then search like `file` does
+//            press Send, wait for Python's answer (the text $DRIVE_PYTHON_TEXT, default "Person
+//            mask:"), then search like `file` does
 //   camera   examples/camera_demo.py (Chromium with a fake camera, CHROMIUM_EXTRA_ARGS): press Start in
 //            the frame, wait for Python's answers for a few seconds, then search like `file` does
 //   silent   tests/streamlit/app_checks.py?case=silent (return_result=False): draw in the first
@@ -37,6 +38,7 @@ const browser = await chromium.launch({
 });
 const out = { scenario, url, console: [], pageErrors: [], requests: [] };
 const deadline = Number(process.env.DRIVE_TIMEOUT_MS ?? 60000);
+const imageAnswer = process.env.DRIVE_PYTHON_TEXT ?? "Person mask:";
 try {
   const context = await browser.newContext({ viewport: { width: 1100, height: 1400 } });
   const seen = { requests: [], ws: [], console: [] };
@@ -152,7 +154,7 @@ try {
       // Nothing leaves the frame until the user sends the result (there is no Send when silent).
       if (scenario !== "silent" && scenario !== "camera") await frame.locator('[data-role="send"]').click({ timeout: deadline });
       if (scenario === "text") await page.getByText("Tokens flagged").waitFor({ timeout: deadline });
-      else if (scenario === "image") await page.getByText("Person mask:").waitFor({ timeout: deadline });
+      else if (scenario === "image") await page.getByText(imageAnswer).waitFor({ timeout: deadline });
       else if (scenario === "camera") { /* waited above */ }
       else if (scenario !== "silent") await page.getByText("You drew a").waitFor({ timeout: deadline });
     } catch (e) {
@@ -164,7 +166,7 @@ try {
       out.pythonSaw = await page.getByText("silent result:").innerText();
       out.wsSentAfterInput = seen.ws.filter((f) => f.dir === "sent").length - wsBefore;
     } else if (scenario === "image") {
-      out.pythonSaw = await page.getByText("Person mask:").innerText();
+      out.pythonSaw = await page.getByText(imageAnswer).innerText();
     } else if (scenario === "camera") {
       /* read above, before Stop */
     } else if (scenario === "text") {
