@@ -164,6 +164,15 @@ def resolve_model(model_path: Any, base: str, manifest: Mapping[str, Any]) -> di
     raise ModelPathError(f"model_path {mp!r}: {file!r} is not listed in {base}models/manifest.json (models: {names})")
 
 
+def _served(model_path: Any, base: str) -> bool:
+    """Whether ``model_path`` names a model the serving origin lists (which wins over a local file of that path)."""
+    try:
+        resolve_model(os.fspath(model_path), base, read_manifest(base))
+        return True
+    except (ModelPathError, ServedPolicyError):
+        return False
+
+
 def _streamlit_origin() -> str | None:
     try:
         import streamlit as st
@@ -205,7 +214,7 @@ def prepare(
             f"inference_params must be a dict like {{'input': [...]}} or None (input drawn/picked in the browser), got {type(inference_params).__name__}"
         )
     base, local = resolve_base_url(base_url)
-    if is_local_file(model_path):
+    if is_local_file(model_path) and not _served(model_path, base):
         if not local:
             raise edge_error(model_path, base, model_options)
         from .server import default_server

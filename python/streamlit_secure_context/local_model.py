@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -152,28 +153,34 @@ def describe(data: bytes, path: Path, options: Mapping[str, Any]) -> dict:
 
 
 class LocalModels:
-    """The local files added to one server's site, by resolved path: (size, mtime, sha256, entry)."""
+    """The local files added to one server's site, by resolved path: (size, mtime, sha256, entry, options)."""
 
     def __init__(self) -> None:
         self.by_path: dict[str, tuple[int, int, str, dict]] = {}
+        self.lock = threading.Lock()  # sessions of one app run scripts in parallel
 
     def add(self, server: Any, model_path: str | os.PathLike[str], options: Mapping[str, Any] | None) -> dict:
+        with self.lock:
+            return self._add(server, model_path, options)
+
+    def _add(self, server: Any, model_path: str | os.PathLike[str], options: Mapping[str, Any] | None) -> dict:
         path = Path(model_path).resolve()
         opts = check_options(options)
+        opts_key = json.dumps(opts, sort_keys=True)
         st = path.stat()
         known = self.by_path.get(str(path))
-        if known and (known[0], known[1]) == (st.st_size, st.st_mtime_ns):
+        if known and (known[0], known[1], known[4]) == (st.st_size, st.st_mtime_ns, opts_key):
             return known[3]
         data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
-        if known:
-            if known[2] != digest:
-                raise ModelPathError(
-                    f"model_path {str(path)!r} changed since this app pinned it (sha256 {known[2][:16]}…, now {digest[:16]}…): "
-                    "restart the app to serve the new file")
-            self.by_path[str(path)] = (st.st_size, st.st_mtime_ns, digest, known[3])
+        if known and known[2] != digest:
+            raise ModelPathError(
+                f"model_path {str(path)!r} changed since this app pinned it (sha256 {known[2][:16]}…, now {digest[:16]}…): "
+                "restart the app to serve the new file")
+        if known and known[4] == opts_key:
+            self.by_path[str(path)] = (st.st_size, st.st_mtime_ns, digest, known[3], opts_key)
             return known[3]
-        entry = describe(data, path, opts)
+        entry = describe(data, path, opts)  # new, or the same bytes declared otherwise
         server.add_model(entry, data)
-        self.by_path[str(path)] = (st.st_size, st.st_mtime_ns, digest, entry)
+        self.by_path[str(path)] = (st.st_size, st.st_mtime_ns, digest, entry, opts_key)
         return entry

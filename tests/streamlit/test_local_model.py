@@ -112,6 +112,11 @@ def test_pinned_at_first_use_a_changed_file_is_refused(cli, own_model):
     s = AssetServer(find_web_dir(), parents=["http://127.0.0.1:8501"])
     models = LocalModels()
     models.add(s, own_model, OPTIONS)
+    # The same file declared otherwise (an edited call): its entry is replaced, not duplicated.
+    relabelled = models.add(s, own_model, {**OPTIONS, "labels": ["up", "down"]})
+    assert relabelled["labels"] == ["up", "down"]
+    served = [m for m in json.loads(s._bytes("models/manifest.json"))["models"] if m["name"] == OPTIONS["name"]]
+    assert [m["labels"] for m in served] == [["up", "down"]]
     data = bytearray(own_model.read_bytes())
     data[-1] ^= 1
     own_model.write_bytes(bytes(data))
