@@ -22,7 +22,6 @@ from .config import (
     compare_policy,
     validate_security_config,
 )
-
 from .local_model import LocalModels, edge_error, is_local_file
 
 _HERE = Path(__file__).resolve().parent
