@@ -92,6 +92,24 @@ def test_a_local_file_is_checked_by_the_engine_and_served_pinned(cli, own_model)
         s.stop()
 
 
+def test_a_local_tflite_file_too(cli, tmp_path):
+    """TFLite through the same check: MediaPipe's selfie segmentation (models/fetch.py), under another name."""
+    src = ROOT / "models" / "selfie_segmentation.tflite"
+    if not src.exists():
+        pytest.skip("needs models/fetch.py")
+    mine = tmp_path / "my_segmenter.tflite"
+    shutil.copyfile(src, mine)
+    s = AssetServer(find_web_dir(), parents=["http://127.0.0.1:8501"]).start()
+    try:
+        entry = LocalModels().add(s, mine, {"preprocess": {"kind": "image", "size": [256, 256], "layout": "nhwc"},
+                                            "postprocess": {"kind": "mask"}})
+        assert (entry["name"], entry["file"], entry["format"]) == ("my_segmenter", "my_segmenter.tflite", "tflite")
+        assert entry["inputs"] == [{"dtype": "float32", "name": "input_1", "shape": [1, 256, 256, 3]}]
+        assert_chain(s.origin, entry, mine.read_bytes())
+    finally:
+        s.stop()
+
+
 def test_a_file_the_engine_cannot_load_is_refused_with_its_error(cli, tmp_path):
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(b"\x08\x07" + bytes(range(256)) * 4)
