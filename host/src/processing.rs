@@ -207,7 +207,9 @@ fn check_audio_extras(s: &Map<String, Value>, g: &GraphDesc) -> Result<(), Strin
     let main = g.inputs.first().map(|d| d.name.as_str());
     for d in &g.inputs {
         let n = Some(d.name.as_str());
-        if !fed.contains(&n) && !(fed[0].is_none() && n == main) {
+        // With no `input` named, the model's first input takes the samples.
+        let is_fed = fed.contains(&n) || (fed[0].is_none() && n == main);
+        if !is_fed {
             return Err(format!(
                 "preprocess: the model's input {} is fed by nothing (input, rate_input, state_input)",
                 dims_text(d)

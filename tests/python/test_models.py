@@ -192,9 +192,13 @@ def test_entry_io_matches_onnx_graph(name, models_dir):
     graph = onnx.load(str(models_dir / entry["file"])).graph
     weights = {i.name for i in graph.initializer}
     assert entry["inputs"] == _graph_io(graph.input, weights)
-    assert entry["outputs"] == _graph_io(graph.output, weights)
+    # An output whose shape the engine cannot tell before a run (Silero VAD's, behind an If) is
+    # listed with shape null; its name and type must still be the graph's.
+    declared = _graph_io(graph.output, weights)
+    assert [{**o, "shape": None} if e["shape"] is None else o for o, e in zip(declared, entry["outputs"])] == entry["outputs"]
     # The last output dim of a classifier is the label count.
-    assert entry["outputs"][0]["shape"][-1] == len(entry["labels"])
+    if "labels" in entry:
+        assert entry["outputs"][0]["shape"][-1] == len(entry["labels"])
 
 
 @pytest.mark.parametrize("name", sorted(n for n, e in ENTRIES.items() if e["format"] == "tflite"))
