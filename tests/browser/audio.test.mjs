@@ -244,3 +244,35 @@ test("report: false: microphone samples are processed in the frame and nothing i
     await context.close();
   }
 });
+
+test("a model without an audio preprocess is refused for audio and microphone input, and Silero VAD for image input", async () => {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    await page.goto(`${B.origin}/__test/blank.html`);
+    const got = await page.evaluate(async (src) => {
+      const { SecureContext } = await import("/secure-context.js");
+      const out = [];
+      for (const [model, kind] of [["selfie", "audio"], ["digits", "microphone"], ["silero-vad", "image"], ["silero-vad", "tensor"]]) {
+        const frame = document.createElement("iframe");
+        frame.setAttribute("sandbox", "allow-scripts allow-same-origin");
+        frame.src = src;
+        document.body.append(frame);
+        try {
+          await SecureContext.open({ frame, model, input: { report: true, kind }, onInput: () => {} });
+          out.push("opened");
+        } catch (e) {
+          out.push(`${e.code}: ${e.message}`);
+        }
+        frame.remove();
+      }
+      return out;
+    }, `${A.origin}/sandbox.html?parents=${encodeURIComponent(B.origin)}`);
+    assert.match(got[0], /^invalid-argument: input kind "audio": model "selfie" declares no audio preprocess/);
+    assert.match(got[1], /^invalid-argument: input kind "microphone": model "digits" declares no audio preprocess/);
+    assert.match(got[2], /^invalid-argument: input kind "image": model "silero-vad" declares no image preprocess/);
+    assert.match(got[3], /^invalid-argument: input mode needs a model with exactly one input/);
+  } finally {
+    await context.close();
+  }
+});
