@@ -32,7 +32,7 @@ _CACHE_SECONDS = 30.0
 
 
 # What the user gives inside the sandbox frame (`input=`), as the runtime's protocol names it
-# (static/protocol.js INPUT_KINDS); the kinds not listed there are refused with what to do.
+# (static/protocol.js INPUT_KINDS); a kind the model's manifest entry cannot take is refused with what to do.
 INPUT_KINDS = ("tensor", "image", "text", "camera", "audio", "microphone")
 LIVE_KINDS = ("camera", "microphone")  # static/protocol.js LIVE_KINDS: rate applies
 MAX_RATE = 30  # static/run-inputs.js LIMITS.maxInputRate
@@ -221,7 +221,7 @@ def prepare(
             f"rate (results a second) must be a number in (0, {MAX_RATE}], with input='camera' or input='microphone'")
     inputs = build_inputs(inference_params, model_inputs) if inference_params is not None else None
     mode = "data" if inputs is not None else "client"
-    audio = (entry.get("preprocess") or {}).get("kind") == "audio"
+    audio = _preprocess_kind(entry) == "audio"  # its preprocess names how each input is fed
     if mode == "client" and not text and not audio and len(model_inputs) != 1:
         raise InferenceParamsError("the in-browser input mode needs a model with exactly one input")
     # The page's origin as its browser reports it: only to say early when the page will not be
