@@ -201,6 +201,44 @@ export function audioWindows(channels, rate, spec) {
   return out;
 }
 
+/**
+ * audioWindows' resampling for a live stream: mono chunks at `rate` Hz in, samples at the model's
+ * rate out, the same instants (j * rate / target) and the same linear interpolation, so a stream
+ * cut into chunks gives what audioWindows gives on the whole (up to its last sample).
+ */
+export class LinearResampler {
+  /** @param {number} rate @param {number} target */
+  constructor(rate, target) {
+    if (!(rate > 0 && target > 0)) throw new Error("sample rates must be positive");
+    this.rate = rate;
+    this.target = target;
+    this.j = 0; // the next output sample
+    this.base = 0; // the input index of prev[0]
+    this.prev = new Float32Array(0); // input samples still needed
+  }
+
+  /** @param {Float32Array} chunk @returns {Float32Array} the output samples it completes */
+  push(chunk) {
+    const buf = new Float32Array(this.prev.length + chunk.length);
+    buf.set(this.prev);
+    buf.set(chunk, this.prev.length);
+    const end = this.base + buf.length; // input samples seen
+    const out = [];
+    for (;;) {
+      const t = (this.j * this.rate) / this.target;
+      const i = Math.floor(t);
+      if (i + 1 >= end) break; // its right neighbour has not arrived yet
+      const f = t - i;
+      out.push(buf[i - this.base] * (1 - f) + buf[i + 1 - this.base] * f);
+      this.j++;
+    }
+    const keep = Math.min(buf.length, Math.max(0, Math.floor((this.j * this.rate) / this.target) - this.base));
+    this.prev = buf.slice(keep);
+    this.base += keep;
+    return Float32Array.from(out);
+  }
+}
+
 // ---- post-processing -------------------------------------------------------------------------
 
 /** Softmax over the last axis (numerically stable). */
@@ -330,6 +368,8 @@ export function postprocess(outputs, spec, labels) {
       const m = mask(pick(spec.output), spec);
       return { kind: "mask", width: m.width, height: m.height, mask: m.data };
     }
-    default: throw new Error(`postprocess.kind ${JSON.stringify(spec.kind)}: use classes, boxes or mask`);
+    // One score per value of the output (an audio window's: Silero VAD's speech probability).
+    case "scores": return { kind: "scores", scores: Array.from(pick(spec.output).data), threshold: spec.threshold };
+    default: throw new Error(`postprocess.kind ${JSON.stringify(spec.kind)}: use classes, boxes, mask or scores`);
   }
 }

@@ -44,9 +44,14 @@ export function checkText(text) {
  * declares preprocess {kind: "image"}), `text` typed text (the entry names a tokenizer),
  * `camera` live frames of the camera, each made into the tensor like an image (the embedder must
  * also delegate the camera with the iframe's allow="camera"); their results are posted at most
- * `rate` times a second (init.input.rate, default 1).
+ * `rate` times a second (init.input.rate, default 1); `audio` an audio file (the entry declares
+ * preprocess {kind: "audio"}), `microphone` live samples of the microphone, windowed like an audio
+ * file (the embedder must delegate it with allow="microphone"), posted at most `rate` times a second.
  */
-export const INPUT_KINDS = Object.freeze(["tensor", "image", "text", "camera"]);
+export const INPUT_KINDS = Object.freeze(["tensor", "image", "text", "camera", "audio", "microphone"]);
+
+/** The live input kinds: results posted at most init.input.rate times a second. */
+export const LIVE_KINDS = Object.freeze(["camera", "microphone"]);
 
 /** @param {any} msg @returns {string | null} */
 function checkInit(msg) {
@@ -61,8 +66,8 @@ function checkInit(msg) {
     for (const k of Object.keys(i)) if (k !== "report" && k !== "kind" && k !== "rate") return `init.input: unexpected field ${JSON.stringify(k.slice(0, 40))}`;
     if (typeof i.report !== "boolean") return "init.input.report must be a boolean";
     if (i.kind !== undefined && !INPUT_KINDS.includes(i.kind)) return `init.input.kind must be one of ${INPUT_KINDS.join(", ")}`;
-    if (i.rate !== undefined && (i.kind !== "camera" || typeof i.rate !== "number" || !(i.rate > 0 && i.rate <= LIMITS.maxInputRate))) {
-      return `init.input.rate must be a number in (0, ${LIMITS.maxInputRate}], with kind "camera"`;
+    if (i.rate !== undefined && (!LIVE_KINDS.includes(i.kind) || typeof i.rate !== "number" || !(i.rate > 0 && i.rate <= LIMITS.maxInputRate))) {
+      return `init.input.rate must be a number in (0, ${LIMITS.maxInputRate}], with kind "camera" or "microphone"`;
     }
   }
   return null;
@@ -182,6 +187,8 @@ export function checkInputResult(msg, initId) {
 }
 
 const MAX_RESULT_ITEMS = 10000;
+/** Scores: one per audio window, 30 minutes (sandbox-audio.js's longest file) of 512-sample windows at 16 kHz fit. */
+const MAX_SCORES = 1 << 20;
 const isNum = (/** @type {unknown} */ x) => typeof x === "number" && Number.isFinite(x);
 const isClass = (/** @type {any} */ c) => c && typeof c.label === "string" && Number.isSafeInteger(c.index) && isNum(c.score);
 
@@ -190,6 +197,7 @@ const isClass = (/** @type {any} */ c) => c && typeof c.label === "string" && Nu
  *   {kind: "classes", classes: [[{label, index, score}]]}
  *   {kind: "boxes", boxes: [{box: [x0, y0, x1, y1], score, index, label}]}
  *   {kind: "mask", width, height, mask: Uint8Array}
+ *   {kind: "scores", scores: number[], threshold, step?}   (step: seconds per score, audio windows)
  * @param {any} r
  */
 export function checkProcessed(r) {
@@ -205,6 +213,9 @@ export function checkProcessed(r) {
     case "mask":
       return keys === "height,kind,mask,width" && Number.isSafeInteger(r.width) && Number.isSafeInteger(r.height)
         && r.mask instanceof Uint8Array && r.width > 0 && r.height > 0 && r.mask.length === r.width * r.height;
+    case "scores":
+      return (keys === "kind,scores,threshold" || (keys === "kind,scores,step,threshold" && isNum(r.step) && r.step > 0))
+        && isNum(r.threshold) && Array.isArray(r.scores) && r.scores.length <= MAX_SCORES && r.scores.every(isNum);
     default:
       return false;
   }

@@ -11,7 +11,7 @@ export const LIMITS = Object.freeze({
   maxString: 256,
   minTimeoutMs: 100,
   maxTimeoutMs: 10 * 60 * 1000,
-  /** Camera input mode: results posted to the page at most this many times a second. */
+  /** Live input modes (camera, microphone): results posted to the page at most this many times a second. */
   maxInputRate: 30,
 });
 

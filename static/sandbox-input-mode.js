@@ -8,6 +8,7 @@
 
 import { checkAgainstGraph, validateInputs } from "./run-inputs.js";
 import { SandboxError } from "./sandbox-error.js";
+import { audioPipeline, mountAudioFileInput, mountMicrophoneInput } from "./sandbox-audio.js";
 import { mountCameraInput } from "./sandbox-camera.js";
 import { imagePipeline, mountImageInput } from "./sandbox-image.js";
 import { mountInput } from "./sandbox-input.js";
@@ -24,7 +25,8 @@ export function byName(r) {
 /** The input kind a model takes by default. @param {import("./sandbox-state.js").SandboxState} s */
 export function defaultKind(s) {
   if (s.tokenizerFile) return "text";
-  return s.model?.preprocess?.kind === "image" ? "image" : "tensor";
+  const pre = s.model?.preprocess?.kind;
+  return pre === "image" || pre === "audio" ? pre : "tensor";
 }
 
 /**
@@ -37,7 +39,12 @@ export function inputModeProblem(s, kind) {
   if ((kind === "image" || kind === "camera") && s.model?.preprocess?.kind !== "image") {
     return `input kind "${kind}": model ${name} declares no image preprocess in its manifest entry (preprocess {"kind": "image", "size": [h, w], ...})`;
   }
+  if ((kind === "audio" || kind === "microphone") && s.model?.preprocess?.kind !== "audio") {
+    return `input kind "${kind}": model ${name} declares no audio preprocess in its manifest entry (preprocess {"kind": "audio", "sample_rate": hz, ...})`;
+  }
   if (kind === "tensor" && s.tokenizerFile) return `input kind "tensor": model ${name} takes text`;
+  // An audio preprocess names how each of the model's inputs is fed (checked by `models check`).
+  if (kind === "audio" || kind === "microphone") return null;
   if (s.tokenizerFile || (s.graphInfo?.inputs?.length === 1 && Array.isArray(s.graphInfo.inputs[0].shape))) return null;
   return "input mode needs a model with exactly one input of known rank";
 }
@@ -95,6 +102,23 @@ export function startInput({ state, engine, reply, report, initId, origin, kind,
       : null;
     if (kind === "camera") mountCameraInput({ pipeline, send: post, rate: rate ?? 1 });
     else mountImageInput({ pipeline, send: post });
+    return;
+  }
+  if (kind === "audio" || kind === "microphone") {
+    // The manifest says how samples become the inputs (and which inputs carry the rate, the state).
+    const pipeline = audioPipeline({
+      preprocess: pre, postprocess: state.model.postprocess, labels: state.model.labels, graph: state.graphInfo,
+      run: async (feeds) => {
+        ready();
+        checkAgainstGraph(Object.fromEntries(feeds.map((f) => [f.name, f])), state.graphInfo);
+        return byName(await engine.run(/** @type {any} */ (feeds)));
+      },
+    });
+    const post = report
+      ? (/** @type {Record<string, { data: Float32Array, shape: number[] }>} */ outputs, /** @type {any} */ result) => reply(origin, { type: "input-result", id: initId, seq: ++seq, outputs, ...(result ? { result } : {}) })
+      : null;
+    if (kind === "microphone") mountMicrophoneInput({ pipeline, spec: pre, send: post, rate: rate ?? 1 });
+    else mountAudioFileInput({ pipeline, spec: pre, send: post });
     return;
   }
   mountInput({ spec: state.graphInfo.inputs[0], labels: state.model?.labels, send, run });

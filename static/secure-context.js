@@ -91,7 +91,7 @@ export class SecureContext {
    *   origin?: string,
    *   timeoutMs?: number,
    *   connectTimeoutMs?: number,
-   *   input?: { report: boolean, kind?: "tensor" | "image" | "text" | "camera", rate?: number },
+   *   input?: { report: boolean, kind?: "tensor" | "image" | "text" | "camera" | "audio" | "microphone", rate?: number },
    *   onInput?: (r: { outputs: Record<string, TensorValue>, seq: number, result?: any }) => void,
    * }} options
    *   frame: the iframe (sandbox="allow-scripts allow-same-origin", allow="cross-origin-isolated");
@@ -106,9 +106,10 @@ export class SecureContext {
    *     the input, no timings) come to onInput when the user sends them with the frame's Send
    *     button; with false, nothing comes back. For a model whose manifest entry declares
    *     `preprocess` (e.g. an image), the frame takes that kind of input (an image file) and
-   *     `result` carries its `postprocess` (classes, boxes or a mask). `kind` asks for one
+   *     `result` carries its `postprocess` (classes, boxes, a mask or scores). `kind` asks for one
    *     kind of input (protocol.js INPUT_KINDS); the sandbox refuses a model that cannot take it.
-   *     kind "camera" needs the frame's allow="camera" too; `rate` caps the results a second.
+   *     kind "camera" needs the frame's allow="camera" too, "microphone" allow="microphone";
+   *     for both, `rate` caps the results a second.
    * @returns {Promise<SecureContext>}
    */
   static async open(options) {

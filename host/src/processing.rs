@@ -182,6 +182,43 @@ fn fits(d: &IoDesc, want: &[u64]) -> bool {
     }
 }
 
+/// An audio preprocess's other inputs: the sample-rate scalar and the recurrent state, which
+/// the sandbox feeds (static/sandbox-audio.js); the names must be the model's.
+fn check_audio_extras(s: &Map<String, Value>, g: &GraphDesc) -> Result<(), String> {
+    let name = |k: &str| s.get(k).and_then(Value::as_str);
+    if let Some(n) = name("rate_input") {
+        let d = named(&g.inputs, Some(n), "input", "preprocess.rate_input")?;
+        if d.shape.as_ref().is_some_and(|dims| !dims.is_empty()) {
+            return Err(format!(
+                "preprocess.rate_input: input {} is not a scalar",
+                dims_text(d)
+            ));
+        }
+    }
+    match (name("state_input"), name("state_output")) {
+        (None, None) => {}
+        (Some(i), Some(o)) => {
+            named(&g.inputs, Some(i), "input", "preprocess.state_input")?;
+            named(&g.outputs, Some(o), "output", "preprocess.state_output")?;
+        }
+        _ => return Err("preprocess: state_input and state_output go together".into()),
+    }
+    let fed = ["input", "rate_input", "state_input"].map(name);
+    let main = g.inputs.first().map(|d| d.name.as_str());
+    for d in &g.inputs {
+        let n = Some(d.name.as_str());
+        // With no `input` named, the model's first input takes the samples.
+        let is_fed = fed.contains(&n) || (fed[0].is_none() && n == main);
+        if !is_fed {
+            return Err(format!(
+                "preprocess: the model's input {} is fed by nothing (input, rate_input, state_input)",
+                dims_text(d)
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The preprocess and postprocess of an entry against the model and its labels.
 pub fn check_against_model(
     pre: Option<&Value>,
@@ -222,7 +259,7 @@ pub fn check_against_model(
                 }
             }
             _ => match s.get("window").and_then(Value::as_u64) {
-                Some(n) => vec![1, n],
+                Some(n) => vec![1, n + s.get("context").and_then(Value::as_u64).unwrap_or(0)],
                 None => vec![],
             },
         };
@@ -241,6 +278,9 @@ pub fn check_against_model(
                 "preprocess: audio goes in as [1, samples]; the model's input is {}",
                 dims_text(input)
             ));
+        }
+        if s["kind"] == "audio" {
+            check_audio_extras(&s, g)?;
         }
     }
     if let Some(post) = post {
@@ -332,5 +372,67 @@ mod tests {
                 .unwrap_err()
                 .contains("postprocess.scores is required")
         );
+    }
+
+    /// Silero VAD's shape of graph: samples, a scalar sample rate, a recurrent state.
+    fn silero() -> GraphDesc {
+        let io = |name: &str, ty, shape: Vec<Dim>| IoDesc {
+            name: name.into(),
+            element_type: String::new(),
+            carrier: Some(ty),
+            shape: Some(shape),
+        };
+        let f32 = inference::ElementType::F32;
+        let free = || Dim::Symbolic("n".into());
+        GraphDesc {
+            format: "onnx".into(),
+            sha256: String::new(),
+            inputs: vec![
+                io("input", f32, vec![free(), free()]),
+                io("state", f32, vec![Dim::Fixed(2), free(), Dim::Fixed(128)]),
+                io("sr", inference::ElementType::I64, vec![]),
+            ],
+            outputs: vec![
+                io("output", f32, vec![free(), Dim::Fixed(1)]),
+                io("stateN", f32, vec![free(), free(), free()]),
+            ],
+        }
+    }
+
+    #[test]
+    fn audio_inputs_fed_by_the_preprocess() {
+        let g = silero();
+        let pre = |extra: Value| {
+            let mut p = json!({"kind": "audio", "input": "input", "sample_rate": 16000, "window": 512, "context": 64});
+            p.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            p
+        };
+        let post = json!({"kind": "scores", "output": "output"});
+        let full = json!({"rate_input": "sr", "state_input": "state", "state_output": "stateN"});
+        check_against_model(Some(&pre(full)), Some(&post), None, &g).unwrap();
+        for (extra, why) in [
+            (json!({"rate_input": "sr"}), "input \"state\""),
+            (
+                json!({"rate_input": "sr", "state_input": "state"}),
+                "state_input and state_output go together",
+            ),
+            (
+                json!({"rate_input": "rate", "state_input": "state", "state_output": "stateN"}),
+                "preprocess.rate_input: the model has no input \"rate\"",
+            ),
+            (
+                json!({"rate_input": "state", "state_input": "state", "state_output": "stateN"}),
+                "is not a scalar",
+            ),
+            (
+                json!({"rate_input": "sr", "state_input": "state", "state_output": "hn"}),
+                "preprocess.state_output: the model has no output \"hn\"",
+            ),
+        ] {
+            let e = check_against_model(Some(&pre(extra)), Some(&post), None, &g).unwrap_err();
+            assert!(e.contains(why), "{e} / {why}");
+        }
     }
 }

@@ -14,7 +14,7 @@
 // data (from Python): {base, sandboxUrl, model, mode: "data"|"client", inputs, request, have,
 //   config: {coop, coep, csp, sandbox, requireHTTPS, requireIsolation}, expectedParent,
 //   returnResult, labels, inputSpec, text, inputKind, inputRate, timeoutMs}
-//   inputKind: what the user gives in the frame ("tensor" | "image" | "text" | "camera",
+//   inputKind: what the user gives in the frame ("tensor" | "image" | "text" | "camera" | "audio" | "microphone",
 //   protocol.js INPUT_KINDS), sent to the sandbox in init.input.kind (and inputRate, the camera's
 //   results a second, in init.input.rate)
 //
@@ -25,7 +25,9 @@
 import { PROTOCOL_VERSION, checkInputResult, checkReply } from "../../static/protocol.js";
 
 /** What the user is asked for in the frame, by input kind. */
-const ASK = { tensor: "Draw or pick a file", image: "Pick an image", text: "Type or paste text", camera: "Start the camera" };
+const ASK = { tensor: "Draw or pick a file", image: "Pick an image", text: "Type or paste text", camera: "Start the camera", audio: "Pick a recording", microphone: "Start the microphone" };
+/** The device each live input kind delegates to the sandbox frame (and to no other). */
+const DEVICE = { camera: "camera", microphone: "microphone" };
 
 const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
 // Sessions survive React re-running this module for the same mount (same data, new object).
@@ -128,9 +130,11 @@ class Session {
     if (problems.length) return this.fail(problems.join("; "), "environment");
     const frame = document.createElement("iframe");
     frame.setAttribute("sandbox", this.d.config.sandbox.join(" "));
-    // The camera only for input="camera", and only to this frame (the sandbox document's own
-    // Permissions-Policy is what lets it use a delegated camera; no other document of the origin may).
-    frame.setAttribute("allow", this.d.mode === "client" && this.d.inputKind === "camera" ? "cross-origin-isolated; camera" : "cross-origin-isolated");
+    // The camera only for input="camera", the microphone only for input="microphone", and only to
+    // this frame (the sandbox document's own Permissions-Policy is what lets it use a delegated
+    // device; no other document of the origin may).
+    const device = this.d.mode === "client" ? DEVICE[this.d.inputKind] : undefined;
+    frame.setAttribute("allow", device ? `cross-origin-isolated; ${device}` : "cross-origin-isolated");
     frame.setAttribute("referrerpolicy", "no-referrer");
     if (this.d.mode === "client") {
       // The user's input happens in this frame: visible and focusable.
@@ -288,6 +292,11 @@ class Session {
     }
     if (result?.kind === "boxes") {
       this.ui.out.textContent = `${result.boxes.length} box${result.boxes.length === 1 ? "" : "es"}`;
+      return;
+    }
+    if (result?.kind === "scores") {
+      const on = result.scores.filter((s) => s >= result.threshold).length;
+      this.ui.out.textContent = `${on} of ${result.scores.length} windows at or above ${result.threshold}`;
       return;
     }
     const [name, o] = Object.entries(outputs)[0] ?? [];

@@ -34,23 +34,24 @@ _CACHE_SECONDS = 30.0
 
 
 # What the user gives inside the sandbox frame (`input=`), as the runtime's protocol names it
-# (static/protocol.js INPUT_KINDS); the kinds not listed there are refused with what to do.
-INPUT_KINDS = ("tensor", "image", "text", "camera")
-_NOT_YET = {
-    "audio": "input='audio' is not available yet: the sandbox has no microphone/audio-file input (the audio preprocess is "
-             "defined in static/processing.json and implemented in static/media.js, not wired to an input)",
-}
+# (static/protocol.js INPUT_KINDS); a kind the model's manifest entry cannot take is refused with what to do.
+INPUT_KINDS = ("tensor", "image", "text", "camera", "audio", "microphone")
+LIVE_KINDS = ("camera", "microphone")  # static/protocol.js LIVE_KINDS: rate applies
 MAX_RATE = 30  # static/run-inputs.js LIMITS.maxInputRate
+
+
+def _preprocess_kind(entry: Mapping[str, Any]) -> str | None:
+    """The input kind a manifest entry's preprocess implies ("image", "audio"), else None."""
+    kind = (entry.get("preprocess") or {}).get("kind")
+    return kind if kind in ("image", "audio") else None
 
 
 def input_kind(kind: Any, entry: Mapping[str, Any], inference_params: Any) -> str | None:
     """The checked `input=` for this model (None: what the model's manifest entry implies)."""
     if kind is None:
         return None
-    if not isinstance(kind, str) or kind not in (*INPUT_KINDS, *_NOT_YET):
+    if not isinstance(kind, str) or kind not in INPUT_KINDS:
         raise InferenceParamsError(f"input must be one of {', '.join(INPUT_KINDS)} or None, got {kind!r}")
-    if kind in _NOT_YET:
-        raise InferenceParamsError(_NOT_YET[kind])
     if inference_params is not None:
         raise InferenceParamsError(f"input={kind!r} takes the input in the browser: use inference_params=None")
     name = entry.get("name")
@@ -58,6 +59,10 @@ def input_kind(kind: Any, entry: Mapping[str, Any], inference_params: Any) -> st
         raise InferenceParamsError(
             f"input={kind!r}: model {name!r} declares no image preprocess in its manifest entry; add one, e.g. "
             "secure-context models add FILE --preprocess '{\"kind\": \"image\", \"size\": [224, 224]}'")
+    if kind in ("audio", "microphone") and (entry.get("preprocess") or {}).get("kind") != "audio":
+        raise InferenceParamsError(
+            f"input={kind!r}: model {name!r} declares no audio preprocess in its manifest entry; add one, e.g. "
+            "secure-context models add FILE --preprocess '{\"kind\": \"audio\", \"sample_rate\": 16000, \"window\": 512}'")
     if kind == "text" and not entry.get("tokenizer"):
         raise InferenceParamsError(f"input='text': model {name!r} takes tensors (its manifest entry names no tokenizer)")
     if kind == "tensor" and entry.get("tokenizer"):
@@ -235,12 +240,14 @@ def prepare(
             f"model {entry['name']!r} takes text, typed or pasted by the user in the browser: use "
             "inference_params=None (the text never reaches Python), or the server-side API for text you already have")
     kind = input_kind(input, entry, inference_params)
-    if rate is not None and (kind != "camera" or isinstance(rate, bool) or not isinstance(rate, (int, float))
+    if rate is not None and (kind not in LIVE_KINDS or isinstance(rate, bool) or not isinstance(rate, (int, float))
                              or not 0 < rate <= MAX_RATE):
-        raise InferenceParamsError(f"rate (results a second) must be a number in (0, {MAX_RATE}], with input='camera'")
+        raise InferenceParamsError(
+            f"rate (results a second) must be a number in (0, {MAX_RATE}], with input='camera' or input='microphone'")
     inputs = build_inputs(inference_params, model_inputs) if inference_params is not None else None
     mode = "data" if inputs is not None else "client"
-    if mode == "client" and not text and len(model_inputs) != 1:
+    audio = _preprocess_kind(entry) == "audio"  # its preprocess names how each input is fed
+    if mode == "client" and not text and not audio and len(model_inputs) != 1:
         raise InferenceParamsError("the in-browser input mode needs a model with exactly one input")
     # The page's origin as its browser reports it: only to say early when the page will not be
     # allowed to frame the sandbox. Who may frame it is the serving origin's configuration
@@ -274,8 +281,8 @@ def prepare(
         "labels": entry.get("labels"),
         "inputSpec": model_inputs[0] if len(model_inputs) == 1 else None,
         "text": text,
-        "inputKind": kind or ("text" if text else "image" if (entry.get("preprocess") or {}).get("kind") == "image" else "tensor"),
-        "inputRate": float(rate) if rate is not None else (1.0 if kind == "camera" else None),
+        "inputKind": kind or ("text" if text else _preprocess_kind(entry) or "tensor"),
+        "inputRate": float(rate) if rate is not None else (1.0 if kind in LIVE_KINDS else None),
         "timeoutMs": timeout_ms,
         "problems": problems,
     }
@@ -328,10 +335,16 @@ def streamlit_secure_context(
         numbers file; ``"camera"`` live camera frames, each preprocessed like an image, the
         camera opened only in the sandbox frame (its iframe gets ``allow="camera"``; the
         runtime's Permissions-Policy lets the sandbox document alone use it) once the user
-        presses Start there. ``None``: what the manifest entry implies. ``"audio"`` raises
-        :class:`InferenceParamsError` saying it is not available yet.
-    rate: with ``input="camera"``, the most results a second sent to Python (default 1; each
-        one reruns the script).
+        presses Start there. ``"audio"`` an audio file (WAV, or what the browser decodes),
+        ``"microphone"`` live microphone samples (the frame gets ``allow="microphone"``; opened
+        once the user presses Start there): either is made into the model's inputs as its
+        manifest entry declares (``preprocess`` kind audio: mono, sample rate, windows, and the
+        rate and state inputs of a model like Silero VAD) and run window by window in the frame;
+        Python gets the per-window outputs and ``result`` (``postprocess`` kind scores: one
+        score per window), never a sample. ``None``: what the manifest entry implies.
+    rate: with ``input="camera"`` or ``input="microphone"``, the most results a second sent to
+        Python (default 1; each one reruns the script; a microphone result carries every window
+        since the previous one).
     key: the Streamlit widget key (give one when the inputs change between reruns).
     base_url: the edge app serving the runtime (default: $SECURE_CONTEXT_URL, else a local
         server in this process on 127.0.0.1 serving the package's copy of build/web).
@@ -341,7 +354,8 @@ def streamlit_secure_context(
     browser answered, else None. ``result`` is the manifest's ``postprocess`` applied in the
     browser: ``{"kind": "classes", "classes": [[{"label", "index", "score"}, ...]]}``,
     ``{"kind": "boxes", "boxes": [{"box", "score", "index", "label"}, ...]}`` or
-    ``{"kind": "mask", "width", "height", "mask": [0/1 or class per pixel, row-major]}``.
+    ``{"kind": "mask", "width", "height", "mask": [0/1 or class per pixel, row-major]}`` or
+    ``{"kind": "scores", "scores": [one per window], "threshold", "step": seconds per window}``.
     """
     import streamlit as st
 

@@ -200,9 +200,9 @@ test("init.input.kind: a model that cannot take that kind of input is refused wi
     }, `${A.origin}/sandbox.html?parents=${encodeURIComponent(B.origin)}`);
     assert.match(got[0], /^invalid-argument: input kind "image": model "digits" declares no image preprocess/);
     assert.match(got[1], /^invalid-argument: input kind "text": model "digits" takes tensors/);
-    assert.match(got[2], /^bad-message: init\.input\.kind must be one of tensor, image, text, camera$/);
-    assert.equal(got[3], 'bad-message: init.input.rate must be a number in (0, 30], with kind "camera"');
-    assert.equal(got[4], 'bad-message: init.input.rate must be a number in (0, 30], with kind "camera"');
+    assert.match(got[2], /^bad-message: init\.input\.kind must be one of tensor, image, text, camera, audio, microphone$/);
+    assert.equal(got[3], 'bad-message: init.input.rate must be a number in (0, 30], with kind "camera" or "microphone"');
+    assert.equal(got[4], 'bad-message: init.input.rate must be a number in (0, 30], with kind "camera" or "microphone"');
   } finally {
     await context.close();
   }

@@ -222,11 +222,15 @@ export function assertPolicy(r, what) {
   assert.match(h("strict-transport-security") ?? "", /^max-age=(\d+)/, `${what}: HSTS`);
   assert.ok(Number(/max-age=(\d+)/.exec(h("strict-transport-security"))[1]) >= 31536000, `${what}: HSTS 1 year`);
   const pp = h("permissions-policy") ?? "";
-  // The sandbox document (the one kind with Document-Isolation-Policy) alone may use the camera,
-  // where its embedder delegates it (the camera input mode); every other response: camera=().
-  const camera = h("document-isolation-policy") ? "camera=(self)" : "camera=()";
-  assert.ok(!pp.includes(camera === "camera=()" ? "camera=(self)" : "camera=()"), `${what}: Permissions-Policy camera`);
-  for (const f of [camera, "microphone=()", "geolocation=()", "accelerometer=()", "gyroscope=()", "magnetometer=()", "usb=()", "payment=()", "cross-origin-isolated=(self)"]) {
+  // The sandbox document (the one kind with Document-Isolation-Policy) alone may use the camera
+  // and the microphone, where its embedder delegates them (the camera and microphone input
+  // modes); every other response: camera=(), microphone=().
+  const sandbox = Boolean(h("document-isolation-policy"));
+  const camera = sandbox ? "camera=(self)" : "camera=()";
+  const microphone = sandbox ? "microphone=(self)" : "microphone=()";
+  assert.ok(!pp.includes(sandbox ? "camera=()" : "camera=(self)"), `${what}: Permissions-Policy camera`);
+  assert.ok(!pp.includes(sandbox ? "microphone=()" : "microphone=(self)"), `${what}: Permissions-Policy microphone`);
+  for (const f of [camera, microphone, "geolocation=()", "accelerometer=()", "gyroscope=()", "magnetometer=()", "usb=()", "payment=()", "cross-origin-isolated=(self)"]) {
     assert.ok(pp.includes(f), `${what}: Permissions-Policy ${f}`);
   }
   const csp = h("content-security-policy") ?? "";

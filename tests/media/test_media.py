@@ -196,6 +196,30 @@ def test_audio_mixes_and_resamples_like_numpy(media):
     assert not got[m:].any(), "the last window is zero-padded"
 
 
+@pytest.mark.parametrize("rate,target", [(48000, 16000), (44100, 16000), (16000, 16000), (8000, 16000)])
+def test_audio_stream_resamples_like_numpy_in_any_chunks(media, rate, target):
+    """The microphone's resampler, fed in uneven chunks, gives numpy.interp's samples (what
+    audioWindows gives on the whole signal), up to the last input sample."""
+    rng = np.random.default_rng(11)
+    n = rate // 2
+    mono = rng.uniform(-1, 1, n).astype(np.float32)
+    chunks = [int(c) for c in rng.integers(1, 5000, 400)]
+    chunks = chunks[: next(i for i in range(len(chunks)) if sum(chunks[: i + 1]) >= n) + 1]
+    r = media(op="resample-stream", mono=b64(mono), rate=rate, target=target, chunks=chunks)
+    got = f32(r["samples"])
+    t = np.arange(len(got)) * rate / target
+    assert t[-1] < n - 1 and (len(got)) * rate / target >= n - 1 - rate / target, "every sample with both neighbours, no more"
+    want = np.interp(t, np.arange(n), mono.astype(np.float64))
+    assert np.max(np.abs(got - want)) < 1e-6
+
+
+def test_scores_one_per_value(media):
+    p = np.array([[0.1], [0.7], [0.5]], np.float32)
+    r = media(op="post", outputs={"output": {"data": b64(p), "shape": [3, 1]}, "other": {"data": b64(p), "shape": [3, 1]}},
+              spec={"kind": "scores", "output": "output"})
+    assert r == {"kind": "scores", "scores": p.ravel().tolist(), "threshold": 0.5}
+
+
 def test_classes_softmax_and_top_k(media):
     rng = np.random.default_rng(3)
     logits = rng.normal(size=(2, 10)).astype(np.float32)

@@ -92,7 +92,20 @@ def same_bits(a, b):
 
 def model_inputs(entry, x):
     """Held-out digits in the layout each shipped digits model takes (see models/manifest.json);
-    for the others (an image model), seeded uniform values of their shape."""
+    for an audio model, a window as its preprocess declares it (seeded noise; the rate and a
+    zero state in the inputs it names); for the others (an image model), seeded uniform values
+    of their shape."""
+    pre = entry.get("preprocess") or {}
+    if pre.get("kind") == "audio":
+        rng = np.random.default_rng(sum(map(ord, entry["name"])))
+        dtypes = {i["name"]: i for i in entry["inputs"]}
+        one = lambda: {  # noqa: E731
+            pre["input"]: (0.3 * rng.standard_normal((1, pre.get("context", 0) + pre["window"]))).astype(np.float32),
+            **({pre["rate_input"]: np.array(pre["sample_rate"], dtypes[pre["rate_input"]]["dtype"])} if "rate_input" in pre else {}),
+            **({pre["state_input"]: np.zeros([d if isinstance(d, int) else 1 for d in dtypes[pre["state_input"]]["shape"]], np.float32)}
+               if "state_input" in pre else {}),
+        }
+        return [one() for _ in range(2)]
     shape = [d if isinstance(d, int) else 1 for d in entry["inputs"][0]["shape"]]
     name = entry["inputs"][0]["name"]
     if int(np.prod(shape)) != x[0].size:

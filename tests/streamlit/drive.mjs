@@ -16,6 +16,11 @@
 //            mask:"), then search like `file` does
 //   camera   examples/camera_demo.py (Chromium with a fake camera, CHROMIUM_EXTRA_ARGS): press Start in
 //            the frame, wait for Python's answers for a few seconds, then search like `file` does
+//   audio    examples/audio_demo.py: pick $DRIVE_PRIVATE's recording ({file, strings, hex}) in the frame,
+//            press Send, wait for Python's answer, then search like `file` does
+//   microphone examples/audio_demo.py?source=microphone (Chromium with a fake microphone,
+//            CHROMIUM_EXTRA_ARGS): press Start in the frame, wait for Python's answers for a few
+//            seconds, then search like `file` does
 //   silent   tests/streamlit/app_checks.py?case=silent (return_result=False): draw in the first
 //            box's frame, wait for the frame's own result, report what reached the page
 //   error    wait for an exception / refusal message and return its text
@@ -99,7 +104,7 @@ try {
       return list;
     });
     out.pageIsolated = await page.evaluate(() => self.crossOriginIsolated);
-  } else if (scenario === "draw" || scenario === "file" || scenario === "silent" || scenario === "text" || scenario === "image" || scenario === "camera") {
+  } else if (scenario === "draw" || scenario === "file" || scenario === "silent" || scenario === "text" || scenario === "image" || scenario === "camera" || scenario === "audio" || scenario === "microphone") {
     if (scenario === "draw" || scenario === "file") {
       // let section 1 finish first: its result makes Streamlit rerun the script
       await page.locator("code", { hasText: "probabilities" }).first().waitFor({ timeout: deadline });
@@ -125,9 +130,9 @@ try {
       await page.mouse.down();
       for (let i = 1; i <= 12; i++) await page.mouse.move(b.x + b.width * 0.5, b.y + b.height * (0.15 + 0.7 * i / 12));
       await page.mouse.up();
-    } else if (scenario === "camera") {
+    } else if (scenario === "camera" || scenario === "microphone") {
       out.frameAllow = await frameEl.getAttribute("allow");
-      await frame.locator('[data-role="camera-start"]').click();
+      await frame.locator(`[data-role="${scenario}-start"]`).click();
     } else if (scenario === "text") {
       const priv = JSON.parse(fs.readFileSync(process.env.DRIVE_PRIVATE, "utf8"));
       const area = frame.locator('[data-role="text"]');
@@ -150,12 +155,21 @@ try {
         out.pythonSaw = await page.getByText("Camera person mask:").innerText();
         out.frames = Number(await frame.locator('[data-role="input"]').getAttribute("data-frames"));
         out.sent = Number(await frame.locator('[data-role="input"]').getAttribute("data-sent"));
+      } else if (scenario === "microphone") {
+        await page.getByText("Speech heard:").waitFor({ timeout: deadline });
+        await page.waitForTimeout(3000); // a few more results, at the app's rate
+        await frame.locator('[data-role="microphone-stop"]').click();
+        await page.waitForTimeout(500);
+        out.pythonSaw = await page.getByText("Speech heard:").innerText();
+        out.windows = Number(await frame.locator('[data-role="input"]').getAttribute("data-windows"));
+        out.sent = Number(await frame.locator('[data-role="input"]').getAttribute("data-sent"));
       } else await frame.locator('[data-role="input"][data-runs="1"]').waitFor({ timeout: deadline });
       // Nothing leaves the frame until the user sends the result (there is no Send when silent).
-      if (scenario !== "silent" && scenario !== "camera") await frame.locator('[data-role="send"]').click({ timeout: deadline });
+      if (scenario !== "silent" && scenario !== "camera" && scenario !== "microphone") await frame.locator('[data-role="send"]').click({ timeout: deadline });
       if (scenario === "text") await page.getByText("Tokens flagged").waitFor({ timeout: deadline });
       else if (scenario === "image") await page.getByText(imageAnswer).waitFor({ timeout: deadline });
-      else if (scenario === "camera") { /* waited above */ }
+      else if (scenario === "audio") await page.getByText(/^Speech in \d+ of/).waitFor({ timeout: deadline });
+      else if (scenario === "camera" || scenario === "microphone") { /* waited above */ }
       else if (scenario !== "silent") await page.getByText("You drew a").waitFor({ timeout: deadline });
     } catch (e) {
       out.launcher = await box.innerText();
@@ -167,7 +181,9 @@ try {
       out.wsSentAfterInput = seen.ws.filter((f) => f.dir === "sent").length - wsBefore;
     } else if (scenario === "image") {
       out.pythonSaw = await page.getByText(imageAnswer).innerText();
-    } else if (scenario === "camera") {
+    } else if (scenario === "audio") {
+      out.pythonSaw = await page.getByText(/^Speech in \d+ of/).innerText();
+    } else if (scenario === "camera" || scenario === "microphone") {
       /* read above, before Stop */
     } else if (scenario === "text") {
       out.flagged = await page.getByText("Tokens flagged").innerText();
@@ -198,7 +214,7 @@ try {
       requestsAfterInput: seen.requests.slice(requestsBefore).map((r) => `${r.method} ${r.url}`),
       websocketFrames: seen.ws.length,
     };
-    if (scenario === "file" || scenario === "text" || scenario === "image" || scenario === "camera") {
+    if (scenario === "file" || scenario === "text" || scenario === "image" || scenario === "camera" || scenario === "audio" || scenario === "microphone") {
       const priv = JSON.parse(fs.readFileSync(process.env.DRIVE_PRIVATE, "utf8"));
       const dom = await page.evaluate(() => {
         const parts = [];

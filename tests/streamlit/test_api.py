@@ -142,6 +142,7 @@ def test_prepare_input_kind(server):
     assert prepare("selfie", None, None, base_url=server.origin)["inputKind"] == "image"
     assert prepare("digits", None, None, base_url=server.origin)["inputKind"] == "tensor"
     assert prepare("pii", None, None, base_url=server.origin)["inputKind"] == "text"
+    assert prepare("silero-vad", None, None, base_url=server.origin)["inputKind"] == "audio"
     d = prepare("selfie", None, None, base_url=server.origin, input="image")
     assert d["inputKind"] == "image" and d["mode"] == "client"
     assert d["request"] != prepare("selfie", None, None, base_url=server.origin, input="tensor")["request"]
@@ -153,8 +154,10 @@ def test_prepare_input_kind(server):
     ("pii", "tensor", None, "takes text"),
     ("selfie", "image", {"input": [0.0]}, "use inference_params=None"),
     ("digits", "camera", None, "declares no image preprocess"),
-    ("selfie", "audio", None, "not available yet"),
-    ("selfie", "video", None, "input must be one of tensor, image, text, camera"),
+    ("selfie", "audio", None, "declares no audio preprocess"),
+    ("digits", "microphone", None, "declares no audio preprocess"),
+    ("silero-vad", "microphone", {"input": [0.0]}, "use inference_params=None"),
+    ("selfie", "video", None, "input must be one of tensor, image, text, camera, audio, microphone"),
     ("selfie", 3, None, "input must be one of"),
 ])
 def test_prepare_bad_input_kind(server, model, kind, params, message):
@@ -169,8 +172,19 @@ def test_prepare_camera_rate(server):
     for bad in (0, -1, 31, True, "2"):
         with pytest.raises(InferenceParamsError, match="rate"):
             prepare("selfie", None, None, base_url=server.origin, input="camera", rate=bad)
-    with pytest.raises(InferenceParamsError, match="with input='camera'"):
+    with pytest.raises(InferenceParamsError, match="with input='camera' or input='microphone'"):
         prepare("selfie", None, None, base_url=server.origin, input="image", rate=2)
+
+
+def test_prepare_microphone_rate(server):
+    # A model with several inputs (Silero VAD: samples, sr, state) runs in the frame when its
+    # audio preprocess says how each is fed.
+    d = prepare("silero-vad", None, None, base_url=server.origin, input="microphone")
+    assert d["inputKind"] == "microphone" and d["inputRate"] == 1.0 and d["mode"] == "client"
+    assert prepare("silero-vad", None, None, base_url=server.origin, input="microphone", rate=5)["inputRate"] == 5.0
+    assert prepare("silero-vad", None, None, base_url=server.origin, input="audio")["inputRate"] is None
+    with pytest.raises(InferenceParamsError, match="rate"):
+        prepare("silero-vad", None, None, base_url=server.origin, input="audio", rate=2)
 
 
 def test_prepare_reports_a_weaker_served_policy(server):

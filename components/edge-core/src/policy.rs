@@ -69,10 +69,14 @@ idle-detection=(), magnetometer=(), microphone=(), midi=(), payment=(), picture-
 publickey-credentials-get=(), screen-wake-lock=(), serial=(), usb=(), \
 xr-spatial-tracking=(), cross-origin-isolated=(self)";
 
-/// The one feature the sandbox document (and no other) may use itself: the camera, for the camera
-/// input mode (static/sandbox-camera.js). It still needs the embedder's `allow="camera"` on the
-/// iframe, so it is on only where the app asks for it.
-pub const SANDBOX_ALLOWS: &[(&str, &str)] = &[("camera=()", "camera=(self)")];
+/// The features the sandbox document (and no other) may use itself: the camera and the
+/// microphone, for the camera and microphone input modes (static/sandbox-camera.js,
+/// static/sandbox-audio.js). Each still needs the embedder's `allow="camera"` /
+/// `allow="microphone"` on the iframe, so it is on only where the app asks for it.
+pub const SANDBOX_ALLOWS: &[(&str, &str)] = &[
+    ("camera=()", "camera=(self)"),
+    ("microphone=()", "microphone=(self)"),
+];
 
 /// Permissions-Policy for one kind of response.
 pub fn permissions_policy(kind: Kind) -> String {
@@ -247,7 +251,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_sandbox_may_use_the_camera() {
+    fn only_the_sandbox_may_use_the_camera_and_microphone() {
         let pp = |kind| {
             let mut h = vec![];
             apply(&mut h, kind, &Config::default());
@@ -258,9 +262,10 @@ mod tests {
         };
         let sandbox = pp(Kind::SandboxDocument);
         assert!(sandbox.contains("camera=(self)") && !sandbox.contains("camera=()"));
-        assert!(sandbox.contains("microphone=()"));
+        assert!(sandbox.contains("microphone=(self)") && !sandbox.contains("microphone=()"));
         for kind in [Kind::Document, Kind::Worker, Kind::Resource] {
             assert!(pp(kind).contains("camera=()"), "{kind:?}");
+            assert!(pp(kind).contains("microphone=()"), "{kind:?}");
         }
     }
 }
