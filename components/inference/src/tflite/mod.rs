@@ -6,6 +6,7 @@
 //!    rule per file, registered in one table), applied by `rewriter`, which writes the result
 //!    with `writer` in front of the original bytes (the weights are never copied).
 //! 3. `check`: the operators as tract will wire them (arity, ranks, axes, constants).
+//! 4. `TfLite`, the format's `ModelFormat` (format.rs): the steps above, then tract-tflite.
 //!
 //! tract's own sources stay untouched.
 mod check;
