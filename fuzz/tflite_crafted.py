@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The TFLite models in tests/fuzz-regressions/ written by hand rather than found by the fuzzer:
-one per assumption of tract-tflite that components/inference/src/tflite_check.rs now checks
+one per assumption of tract-tflite that components/inference/src/tflite/check.rs now checks
 (each panicked the engine before: index out of bounds, unwrap of None, arithmetic overflow).
 
     python3 fuzz/tflite_crafted.py tests/fuzz-regressions

@@ -43,16 +43,82 @@ def _bytes(b, data):
     return b.EndVector()
 
 
+def _index_vector(b, values, u8):
+    """A SparseIndexVector: (type, offset), uint8 or int32."""
+    if u8:
+        B.Uint8VectorStartValuesVector(b, len(values))
+        for v in reversed(values):
+            b.PrependUint8(int(v))
+        vec = b.EndVector()
+        B.Uint8VectorStart(b)
+        B.Uint8VectorAddValues(b, vec)
+        return B.SparseIndexVector.Uint8Vector, B.Uint8VectorEnd(b)
+    vec = _ints(b, B.Int32VectorStartValuesVector, values)
+    B.Int32VectorStart(b)
+    B.Int32VectorAddValues(b, vec)
+    return B.SparseIndexVector.Int32Vector, B.Int32VectorEnd(b)
+
+
+def _sparsity(b, spec):
+    """SparsityParameters from csr()'s spec."""
+    metas = []
+    for dim in spec["dims"]:
+        if dim[0] == "dense":
+            B.DimensionMetadataStart(b)
+            B.DimensionMetadataAddFormat(b, B.DimensionType.DENSE)
+            B.DimensionMetadataAddDenseSize(b, dim[1])
+        else:
+            st, so = _index_vector(b, dim[1], spec["u8"])
+            it, io = _index_vector(b, dim[2], spec["u8"])
+            B.DimensionMetadataStart(b)
+            B.DimensionMetadataAddFormat(b, B.DimensionType.SPARSE_CSR)
+            B.DimensionMetadataAddArraySegmentsType(b, st)
+            B.DimensionMetadataAddArraySegments(b, so)
+            B.DimensionMetadataAddArrayIndicesType(b, it)
+            B.DimensionMetadataAddArrayIndices(b, io)
+        metas.append(B.DimensionMetadataEnd(b))
+    order = _ints(b, B.SparsityParametersStartTraversalOrderVector, spec["order"])
+    block_map = _ints(b, B.SparsityParametersStartBlockMapVector, spec["block_map"])
+    dims = _offsets(b, B.SparsityParametersStartDimMetadataVector, metas)
+    B.SparsityParametersStart(b)
+    B.SparsityParametersAddTraversalOrder(b, order)
+    B.SparsityParametersAddBlockMap(b, block_map)
+    B.SparsityParametersAddDimMetadata(b, dims)
+    return B.SparsityParametersEnd(b)
+
+
+def csr(dense, block=1, u8=False):
+    """A 2-D constant in TFLite's sparse format: (the values stored, sparsity spec). Rows dense,
+    columns CSR; with block > 1, in blocks of `block` columns (block_map [1]) as MediaPipe's
+    sparse face detector stores its weights. Indices as uint8 or int32."""
+    rows, cols = dense.shape
+    segments, indices, values = [0], [], []
+    for r in range(rows):
+        for k in range(cols // block):
+            part = dense[r, k * block:(k + 1) * block]
+            if np.any(part != 0):
+                indices.append(k)
+                values.extend(part)
+        segments.append(len(indices))
+    spec = {"order": [0, 1], "block_map": [], "u8": u8,
+            "dims": [("dense", rows), ("csr", segments, indices)]}
+    if block > 1:
+        spec["order"], spec["block_map"] = [0, 1, 2], [1]
+        spec["dims"].append(("dense", block))
+    return np.array(values, dense.dtype), spec
+
+
 def model(tensors, ops, inputs, outputs):
-    """tensors: [(name, shape, type, ndarray or None)]; ops: [(code, [in], [out], options or None)],
-    options = (BuiltinOptions type, fn(builder) -> offset)."""
+    """tensors: [(name, shape, type, ndarray or None[, sparsity spec from csr()])];
+    ops: [(code, [in], [out], options or None)], options = (BuiltinOptions type, fn(builder) ->
+    offset); a custom operator's code is its name and its options are bytes."""
     b = flatbuffers.Builder(1024)
     ix = {t[0]: i for i, t in enumerate(tensors)}
     buffers = []
     B.BufferStart(b)
     buffers.append(B.BufferEnd(b))
     tensor_buffer = {}
-    for name, _, _, data in tensors:
+    for name, _, _, data, *_ in tensors:
         if data is None:
             tensor_buffer[name] = 0
             continue
@@ -62,28 +128,39 @@ def model(tensors, ops, inputs, outputs):
         tensor_buffer[name] = len(buffers)
         buffers.append(B.BufferEnd(b))
     tensor_offs = []
-    for name, shape, ty, _ in tensors:
+    for name, shape, ty, _, *sparsity in tensors:
         n = b.CreateString(name)
         s = _ints(b, B.TensorStartShapeVector, shape)
+        sp = _sparsity(b, sparsity[0]) if sparsity else None
         B.TensorStart(b)
         B.TensorAddShape(b, s)
         B.TensorAddType(b, ty)
         B.TensorAddBuffer(b, tensor_buffer[name])
         B.TensorAddName(b, n)
+        if sp is not None:
+            B.TensorAddSparsity(b, sp)
         tensor_offs.append(B.TensorEnd(b))
     codes = []
     op_offs = []
     for code, ins, outs, options in ops:
         if code not in codes:
             codes.append(code)
-        opt = options[1](b) if options else None
+        custom = isinstance(code, str)
+        opt = options[1](b) if options and not custom else None
+        if custom and options:
+            B.OperatorStartCustomOptionsVector(b, len(options))
+            b.head -= len(options)
+            b.Bytes[b.head:b.head + len(options)] = options
+            opt = b.EndVector()
         i = _ints(b, B.OperatorStartInputsVector, [ix[n] for n in ins])
         o = _ints(b, B.OperatorStartOutputsVector, [ix[n] for n in outs])
         B.OperatorStart(b)
         B.OperatorAddOpcodeIndex(b, codes.index(code))
         B.OperatorAddInputs(b, i)
         B.OperatorAddOutputs(b, o)
-        if options:
+        if custom and options:
+            B.OperatorAddCustomOptions(b, opt)
+        elif options:
             B.OperatorAddBuiltinOptionsType(b, options[0])
             B.OperatorAddBuiltinOptions(b, opt)
         op_offs.append(B.OperatorEnd(b))
@@ -99,9 +176,13 @@ def model(tensors, ops, inputs, outputs):
     sg = B.SubGraphEnd(b)
     code_offs = []
     for code in codes:
+        custom = b.CreateString(code) if isinstance(code, str) else None
+        code = OP.CUSTOM if custom else code
         B.OperatorCodeStart(b)
         B.OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
         B.OperatorCodeAddBuiltinCode(b, code)
+        if custom:
+            B.OperatorCodeAddCustomCode(b, custom)
         B.OperatorCodeAddVersion(b, 1)
         code_offs.append(B.OperatorCodeEnd(b))
     c = _offsets(b, B.ModelStartOperatorCodesVector, code_offs)
@@ -154,6 +235,50 @@ def with_const(code, const, options=None, shape=(1, 4, 4, 2), out_shape=None, co
     return model([("x", list(shape), F32, None), (const_name, list(const.shape), ctype, const),
                   ("y", list(out_shape or shape), F32, None)],
                  [(code, ["x", const_name], ["y"], options)], ["x"], ["y"])
+
+
+def rule_fixtures():
+    """One small model per rewrite rule of the engine (components/inference/src/tflite/rules/),
+    and per variant a rule handles differently: what tests/models/test_tflite_rules.py runs
+    against LiteRT. Keyed by the rule's file name, then the variant."""
+    rng = np.random.default_rng(7)
+    w = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    i32 = lambda *v: np.array(v, np.int32)  # noqa: E731
+    act = dict(FusedActivationFunction=ACT.NONE)
+    out = {}
+    out["dequantize_fp16"] = model(
+        [("x", [2, 8], F32, None), ("h", [2, 8], F16, w(2, 8).astype(np.float16)),
+         ("hf", [2, 8], F32, None), ("y", [2, 8], F32, None)],
+        [(OP.DEQUANTIZE, ["h"], ["hf"], None), (OP.ADD, ["x", "hf"], ["y"], opts("AddOptions", **act))],
+        ["x"], ["y"])
+    for variant, block, u8 in [("csr", 1, False), ("blocks_u8", 4, True)]:
+        dense = w(6, 16) * (rng.uniform(size=(6, 16 // block)).repeat(block, 1) < 0.4)
+        values, spec = csr(dense, block, u8)
+        out[f"densify_{variant}"] = model(
+            [("x", [2, 16], F32, None), ("ks", [6, 16], F32, values, spec), ("k", [6, 16], F32, None),
+             ("bias", [6], F32, w(6)), ("y", [2, 6], F32, None)],
+            [(OP.DENSIFY, ["ks"], ["k"], None),
+             (OP.FULLY_CONNECTED, ["x", "k", "bias"], ["y"], opts("FullyConnectedOptions", **act))],
+            ["x"], ["y"])
+    out["prelu"] = model([("x", [1, 4, 4, 3], F32, None), ("a", [1, 1, 3], F32, w(1, 1, 3)),
+                          ("y", [1, 4, 4, 3], F32, None)],
+                         [(OP.PRELU, ["x", "a"], ["y"], None)], ["x"], ["y"])
+    out["depth_to_space"] = model(
+        [("x", [1, 3, 2, 8], F32, None), ("y", [1, 6, 4, 2], F32, None)],
+        [(OP.DEPTH_TO_SPACE, ["x"], ["y"], opts("DepthToSpaceOptions", BlockSize=2))], ["x"], ["y"])
+    out["mean_keep_dims"] = with_const(OP.MEAN, i32(1, 2), opts("ReducerOptions", KeepDims=True),
+                                       shape=(1, 5, 3, 2), out_shape=(1, 1, 1, 2))
+    out["mean_last_axis"] = with_const(OP.MEAN, i32(-1), opts("ReducerOptions", KeepDims=False),
+                                       shape=(2, 3, 7), out_shape=(2, 3))
+    for name in ["ADD", "SUB", "MUL"]:
+        out[f"default_options_{name.lower()}"] = binary(getattr(OP, name))
+    for variant, padding, out_hw in [("same", 1, 8), ("valid", 2, 9)]:
+        options = np.array([padding, 2, 2], "<i4").tobytes()  # padding (1 SAME, 2 VALID), stride w, h
+        out[f"transpose_conv_bias_{variant}"] = model(
+            [("x", [1, 4, 4, 3], F32, None), ("k", [2, 3, 3, 3], F32, w(2, 3, 3, 3)), ("bias", [2], F32, w(2)),
+             ("y", [1, out_hw, out_hw, 2], F32, None)],
+            [("Convolution2DTransposeBias", ["x", "k", "bias"], ["y"], options)], ["x"], ["y"])
+    return out
 
 
 def seeds():
@@ -228,14 +353,8 @@ def seeds():
     out["resize_bilinear"] = with_const(OP.RESIZE_BILINEAR, i32(8, 8), opts("ResizeBilinearOptions"), out_shape=(1, 8, 8, 2))
     out["resize_nearest_neighbor"] = with_const(OP.RESIZE_NEAREST_NEIGHBOR, i32(2, 2),
                                                 opts("ResizeNearestNeighborOptions"), out_shape=(1, 2, 2, 2))
-    # Operators the engine's rewrite (tflite_rewrite.rs) replaces before tract reads the model.
-    out["prelu"] = model([("x", [1, 4, 4, 2], F32, None), ("a", [1, 1, 2], F32, w(1, 1, 2)), ("y", [1, 4, 4, 2], F32, None)],
-                         [(OP.PRELU, ["x", "a"], ["y"], None)], ["x"], ["y"])
-    out["depth_to_space"] = unary(OP.DEPTH_TO_SPACE, opts("DepthToSpaceOptions", BlockSize=2), shape=(1, 2, 2, 4))
-    out["dequantize_fp16"] = model([("x", [1, 4], F32, None), ("h", [1, 4], F16, w(1, 4).astype(np.float16)),
-                                    ("hf", [1, 4], F32, None), ("y", [1, 4], F32, None)],
-                                   [(OP.DEQUANTIZE, ["h"], ["hf"], None), (OP.ADD, ["x", "hf"], ["y"], opts("AddOptions", **act))],
-                                   ["x"], ["y"])
+    # Operators the engine's rewrite rules (components/inference/src/tflite/rules/) replace.
+    out.update(rule_fixtures())
     out["chain"] = model([("x", [1, 4, 4, 2], F32, None), ("p", [4], I32, i32(0, 3, 1, 2)), ("t", [1, 2, 4, 4], F32, None),
                           ("s", [2], I32, i32(1, 32)), ("r", [1, 32], F32, None), ("y", [1, 32], F32, None)],
                          [(OP.TRANSPOSE, ["x", "p"], ["t"], None), (OP.RESHAPE, ["t", "s"], ["r"], None),

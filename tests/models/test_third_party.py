@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from ai_edge_litert.interpreter import Interpreter, OpResolverType
+from ai_edge_litert.interpreter import OpResolverType
+from litert_ref import litert
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 300
@@ -268,58 +269,6 @@ def ort_with_spread(path):
 TFLITE = sorted(m for m in MODELS if m.endswith(".tflite"))
 
 
-def litert_model(path):
-    """The model as LiteRT can run it. MediaPipe's custom Convolution2DTransposeBias is not in
-    LiteRT; it is TensorFlow's transposed convolution plus a bias, which LiteRT has as the
-    builtin TRANSPOSE_CONV with a bias input: the reference uses that."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as fb
-
-    data = path.read_bytes()
-    model = fb.ModelT.InitFromPackedBuf(data, 0)
-    customs = [i for i, c in enumerate(model.operatorCodes)
-               if c.customCode == b"Convolution2DTransposeBias"]
-    if not customs:
-        return data
-    code = fb.OperatorCodeT()
-    code.deprecatedBuiltinCode = code.builtinCode = fb.BuiltinOperator.TRANSPOSE_CONV
-    code.version = 3
-    model.operatorCodes.append(code)
-    graph = model.subgraphs[0]
-    for op in graph.operators:
-        if op.opcodeIndex not in customs:
-            continue
-        padding, stride_w, stride_h = np.frombuffer(bytes(op.customOptions), "<i4")
-        out = graph.tensors[op.outputs[0]]
-        buf = fb.BufferT()
-        buf.data = np.asarray(out.shape, "<i4").view(np.uint8)
-        model.buffers.append(buf)
-        shape = fb.TensorT()
-        shape.shape, shape.type = [4], fb.TensorType.INT32
-        shape.buffer, shape.name = len(model.buffers) - 1, out.name + b"/output_shape"
-        graph.tensors.append(shape)
-        x, w, b = op.inputs
-        op.inputs = [len(graph.tensors) - 1, w, x, b]
-        op.opcodeIndex = len(model.operatorCodes) - 1
-        opts = fb.TransposeConvOptionsT()
-        # MediaPipe's padding enum: 1 SAME, 2 VALID; the schema's: 0 SAME, 1 VALID.
-        opts.padding = {1: fb.Padding.SAME, 2: fb.Padding.VALID}[int(padding)]
-        opts.strideW, opts.strideH = int(stride_w), int(stride_h)
-        op.builtinOptionsType, op.builtinOptions = fb.BuiltinOptions.TransposeConvOptions, opts
-        op.customOptions = None
-    builder = flatbuffers.Builder(0)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
-
-
-def litert(model_path, resolver=OpResolverType.BUILTIN_REF):
-    """LiteRT, by default with its reference kernels (no XNNPACK delegate), one thread."""
-    interp = Interpreter(model_content=litert_model(model_path), num_threads=1,
-                         experimental_op_resolver_type=resolver)
-    interp.allocate_tensors()
-    return interp
-
-
 @pytest.mark.parametrize("model", TFLITE)
 def test_tflite(model, model_dir, sc_bin, tmp_path):
     path = model_dir / model
@@ -332,7 +281,7 @@ def test_tflite(model, model_dir, sc_bin, tmp_path):
         REPORT[model] = {"runs": False, **source(model),
                          "why": "MediaPipe custom operators " + ", ".join(UNSUPPORTED[model][1:])}
         return
-    interp, xnnpack = litert(path), litert(path, OpResolverType.AUTO)
+    interp, xnnpack = litert(path.read_bytes()), litert(path.read_bytes(), OpResolverType.AUTO)
     errors, times = [], []
     for seed in (0, 1):
         rng = np.random.default_rng(seed)

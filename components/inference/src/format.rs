@@ -1,4 +1,7 @@
-//! Graph encodings and sniffing the bytes for `autodetect`.
+//! Graph encodings, the model formats behind one trait, and sniffing the bytes for `autodetect`.
+use crate::error::NnResult;
+use crate::graph::Graph;
+use crate::limits::Limits;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
@@ -24,18 +27,32 @@ impl Format {
     }
 }
 
-/// Guess the format from the first bytes. TFLite is a flatbuffer whose file identifier
-/// "TFL3" sits at offset 4; ONNX is a protobuf `ModelProto`, whose first field is almost
-/// always `ir_version` (field 1, varint: tag byte 0x08).
+/// A model format the engine reads: how it is recognised, and how its bytes become a graph
+/// (which carries its description: inputs, outputs, the model's sha256). One implementation per
+/// format, in its own module (`onnx_format.rs`, `tflite/`); nothing else in the engine names a
+/// format's reader.
+pub(crate) trait ModelFormat: Sync {
+    fn format(&self) -> Format;
+    /// Whether the first bytes look like this format (for `autodetect`).
+    fn sniff(&self, bytes: &[u8]) -> bool;
+    /// Reads the model (`bytes` is not empty and within the model size limit).
+    fn load(&self, bytes: &[u8], sha256: String, limits: Limits) -> NnResult<Graph>;
+}
+
+/// The readers, in the order `sniff` tries them (TFLite's identifier is the surer test).
+const FORMATS: [&dyn ModelFormat; 2] = [&crate::tflite::TfLite, &crate::onnx_format::Onnx];
+
+/// The reader of a format.
+pub(crate) fn reader(format: Format) -> &'static dyn ModelFormat {
+    match format {
+        Format::Onnx => &crate::onnx_format::Onnx,
+        Format::TfLite => &crate::tflite::TfLite,
+    }
+}
+
+/// Guess the format from the first bytes.
 pub fn sniff(bytes: &[u8]) -> Option<Format> {
-    if bytes.len() >= 8 && &bytes[4..8] == b"TFL3" {
-        return Some(Format::TfLite);
-    }
-    match bytes.first() {
-        // ir_version (0x08), or a producer/graph field first (0x12, 0x1a, 0x3a) from other writers.
-        Some(0x08) | Some(0x12) | Some(0x1a) | Some(0x3a) => Some(Format::Onnx),
-        _ => None,
-    }
+    FORMATS.iter().find(|f| f.sniff(bytes)).map(|f| f.format())
 }
 
 #[cfg(test)]
@@ -48,5 +65,13 @@ mod tests {
         assert_eq!(sniff(b"\x08\x08\x12\x04"), Some(Format::Onnx));
         assert_eq!(sniff(b"GGUF...."), None);
         assert_eq!(sniff(b""), None);
+    }
+
+    #[test]
+    fn every_format_has_its_reader() {
+        for f in [Format::Onnx, Format::TfLite] {
+            assert_eq!(reader(f).format(), f);
+            assert!(FORMATS.iter().any(|r| r.format() == f));
+        }
     }
 }

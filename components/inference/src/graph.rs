@@ -4,10 +4,10 @@
 //! models have symbolic or unknown dims that only the tensors given to `compute` fix, and a
 //! plan optimized for concrete shapes is the fast one. A few plans are cached per graph. Models
 //! whose inputs are fully fixed are optimized at load, so a broken model fails there.
-use crate::describe::{GraphInfo, IoInfo};
+use crate::describe::GraphInfo;
 use crate::error::{describe_tract_error, ErrorCode, NnError, NnResult};
 use crate::f16_compute::F16Io;
-use crate::format::{sniff, Encoding, Format};
+use crate::format::{reader, sniff, Encoding, Format};
 use crate::limits::Limits;
 use crate::tensor::{datum_name, TensorData};
 use sha2::{Digest, Sha256};
@@ -76,7 +76,7 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> NnResult<T>) -> NnResult<T> {
 }
 
 /// tract says "not supported"/"Unimplemented" for operators and attributes it lacks.
-fn classify(context: &str, e: &TractError, default: ErrorCode) -> NnError {
+pub(crate) fn classify(context: &str, e: &TractError, default: ErrorCode) -> NnError {
     let text = describe_tract_error(e);
     let lower = text.to_lowercase();
     let code = if lower.contains("unimplemented")
@@ -136,72 +136,20 @@ impl Graph {
             return Err(NnError::invalid("model is empty (0 bytes)"));
         }
         let sha256 = sha256_hex(bytes);
-        guarded("loading the model", || match format {
-            Format::Onnx => Self::load_onnx(bytes, sha256, limits),
-            Format::TfLite => Self::load_tflite(bytes, sha256, limits),
+        guarded("loading the model", || {
+            reader(format).load(bytes, sha256, limits)
         })
     }
 
-    fn load_onnx(bytes: &[u8], sha256: String, limits: Limits) -> NnResult<Graph> {
-        let mut onnx = tract_onnx::onnx();
-        crate::onnx_if::register(&mut onnx.op_register);
-        crate::onnx_stft::register(&mut onnx.op_register);
-        crate::onnx_matmul_nbits::register(&mut onnx.op_register);
-        crate::onnx_pad::register(&mut onnx.op_register);
-        let mut proto = onnx.proto_model_for_read(&mut &*bytes).map_err(|e| {
-            NnError::invalid(format!(
-                "not a valid ONNX model: {}",
-                describe_tract_error(&e)
-            ))
-        })?;
-        crate::onnx_check::check(&proto)?;
-        crate::onnx_matmul_nbits::check(&proto, &limits)?;
-        let narrow = crate::onnx_ops::install(&mut onnx.op_register, &mut proto)
-            .map_err(|e| classify("cannot read the ONNX model", &e, ErrorCode::InvalidArgument))?;
-        crate::onnx_value_info::forget_named_dims(&mut proto);
-        let model = onnx.model_for_proto_model(&proto).map_err(|e| {
-            classify(
-                "cannot import the ONNX graph",
-                &e,
-                ErrorCode::InvalidArgument,
-            )
-        })?;
-        let missing: Vec<String> = model
-            .nodes()
-            .iter()
-            .filter(|n| n.op().name().starts_with("Unimplemented("))
-            .map(|n| {
-                let op = n.op().name();
-                format!(
-                    "{} (node \"{}\")",
-                    &op["Unimplemented(".len()..op.len() - 1],
-                    n.name
-                )
-            })
-            .collect();
-        if !missing.is_empty() {
-            return Err(NnError::unsupported(format!(
-                "the model uses operators this engine does not support: {}",
-                missing.join(", ")
-            )));
-        }
-        // Propagate what can be known before inputs arrive, for a better description, on a
-        // copy: facts inferred with symbolic dims would clash with the concrete ones of each
-        // plan. A failure here is not final: concrete input shapes may still resolve the graph.
-        let mut analysed = model.clone();
-        let _ = analysed.analyse(false);
-        let mut info = GraphInfo {
-            format: Format::Onnx,
-            sha256,
-            inputs: io_infos(&analysed, analysed.input_outlets().map_err(internal)?)?,
-            outputs: io_infos(&analysed, analysed.output_outlets().map_err(internal)?)?,
-        };
-        for i in &mut info.inputs {
-            i.narrow = narrow.inputs.get(&i.name).copied();
-        }
-        for o in &mut info.outputs {
-            o.narrow = narrow.outputs.get(&o.name).copied();
-        }
+    /// A graph kept at tract's inference level, typed and optimized for each distinct set of
+    /// input shapes (ONNX). Fully fixed inputs are planned now, so a model that cannot run
+    /// fails at load (unless small inputs may be operands tract wants as constants: their values
+    /// come later).
+    pub(crate) fn from_inference(
+        info: GraphInfo,
+        model: InferenceModel,
+        limits: Limits,
+    ) -> NnResult<Graph> {
         let graph = Graph {
             info,
             base: Base::Inference(model),
@@ -209,8 +157,6 @@ impl Graph {
             by_value: AtomicBool::new(false),
             limits,
         };
-        // Fully fixed inputs: optimize now, so a model that cannot run fails at load.
-        // (Unless small inputs may be operands tract wants as constants: their values come later.)
         if let Some(key) = graph.fixed_key() {
             let has_operands = key
                 .iter()
@@ -223,60 +169,10 @@ impl Graph {
         Ok(graph)
     }
 
-    fn load_tflite(bytes: &[u8], sha256: String, limits: Limits) -> NnResult<Graph> {
-        // Operators tract-tflite lacks become constants or builtins it has (tflite_rewrite.rs).
-        let rewritten = crate::tflite_rewrite::rewrite(bytes)?;
-        let bytes = rewritten.as_deref().unwrap_or(bytes);
-        // What tract-tflite would index, unwrap or compute with unchecked (tflite_check.rs).
-        crate::tflite_check::check(bytes)?;
-        let tflite = tract_tflite::tflite();
-        let proto = tflite.proto_model_for_read(&mut &*bytes).map_err(|e| {
-            NnError::invalid(format!(
-                "not a valid TFLite model: {}",
-                describe_tract_error(&e)
-            ))
-        })?;
-        let mut model = tflite.model_for_proto_model(&proto).map_err(|e| {
-            classify(
-                "cannot import the TFLite graph",
-                &e,
-                ErrorCode::InvalidArgument,
-            )
-        })?;
-        crate::tflite_check::check_wired(&model)?;
-        // Outputs keep the model's tensor names (tract names some after its last node, "x.bias").
-        let names = crate::tflite_rewrite::output_names(bytes)?;
-        let outlets = model.output_outlets().map_err(internal)?.to_vec();
-        for (outlet, name) in outlets.into_iter().zip(names) {
-            model.set_outlet_label(outlet, name).map_err(internal)?;
-        }
-        let typed_infos = |outlets: &[OutletId]| -> NnResult<Vec<IoInfo>> {
-            outlets
-                .iter()
-                .map(|o| {
-                    let fact = model.outlet_fact(*o).map_err(internal)?;
-                    Ok(IoInfo::from_typed(outlet_name(&model, *o), fact))
-                })
-                .collect()
-        };
-        let info = GraphInfo {
-            format: Format::TfLite,
-            sha256,
-            inputs: typed_infos(model.input_outlets().map_err(internal)?)?,
-            outputs: typed_infos(model.output_outlets().map_err(internal)?)?,
-        };
-        let optimized = model.into_optimized().map_err(|e| {
-            classify(
-                "cannot optimize the TFLite graph",
-                &e,
-                ErrorCode::InvalidArgument,
-            )
-        })?;
-        check_sizes(&optimized, &limits)?;
-        let plan = optimized
-            .into_runnable()
-            .map_err(|e| classify("cannot plan the graph", &e, ErrorCode::RuntimeError))?;
-        Ok(Graph {
+    /// A graph planned once, at load (TFLite: typed from the start; tract resolves any
+    /// symbolic dims at run time).
+    pub(crate) fn from_plan(info: GraphInfo, plan: Arc<TypedSimplePlan>, limits: Limits) -> Graph {
+        Graph {
             info,
             base: Base::Typed(Arc::new(Planned {
                 plan,
@@ -285,7 +181,7 @@ impl Graph {
             plans: Mutex::new(vec![]),
             by_value: AtomicBool::new(false),
             limits,
-        })
+        }
     }
 
     pub fn info(&self) -> &GraphInfo {
@@ -491,11 +387,14 @@ impl Graph {
     }
 }
 
-fn internal(e: TractError) -> NnError {
+pub(crate) fn internal(e: TractError) -> NnError {
     NnError::runtime(describe_tract_error(&e))
 }
 
-fn outlet_name<F, O>(model: &tract_onnx::prelude::Graph<F, O>, outlet: OutletId) -> String
+pub(crate) fn outlet_name<F, O>(
+    model: &tract_onnx::prelude::Graph<F, O>,
+    outlet: OutletId,
+) -> String
 where
     F: Fact + Clone + 'static,
     O: std::fmt::Debug + std::fmt::Display + AsRef<dyn Op> + AsMut<dyn Op> + Clone + 'static,
@@ -506,18 +405,8 @@ where
         .unwrap_or_else(|| model.node(outlet.node).name.clone())
 }
 
-fn io_infos(model: &InferenceModel, outlets: &[OutletId]) -> NnResult<Vec<IoInfo>> {
-    outlets
-        .iter()
-        .map(|o| {
-            let fact = model.outlet_fact(*o).map_err(internal)?;
-            Ok(IoInfo::from_inference(outlet_name(model, *o), fact))
-        })
-        .collect()
-}
-
 /// Refuses plans whose any tensor (weights, intermediates, outputs) passes the element limit.
-fn check_sizes(model: &TypedModel, limits: &Limits) -> NnResult<()> {
+pub(crate) fn check_sizes(model: &TypedModel, limits: &Limits) -> NnResult<()> {
     for node in model.nodes() {
         for out in &node.outputs {
             let Some(shape) = out.fact.shape.as_concrete() else {

@@ -10,6 +10,7 @@ pub mod format;
 pub mod graph;
 pub mod limits;
 mod onnx_check;
+mod onnx_format;
 mod onnx_if;
 mod onnx_matmul_nbits;
 mod onnx_ops;
@@ -17,8 +18,7 @@ mod onnx_pad;
 mod onnx_stft;
 mod onnx_value_info;
 pub mod tensor;
-mod tflite_check;
-mod tflite_rewrite;
+mod tflite;
 
 #[cfg(target_arch = "wasm32")]
 mod component;

@@ -1,4 +1,4 @@
-//! The TFLite load path (validation, then the rewrite in src/tflite_rewrite.rs) on damaged
+//! The TFLite load path (validation, then the rewrite rules in src/tflite/) on damaged
 //! files: every one must be a clean error or a model that loads, never a panic (a trap in wasm).
 mod common;
 

@@ -10,11 +10,11 @@
 //! nothing computes. Each rule names tract's assumption it protects; the fuzzer's findings that
 //! led to them are in tests/fuzz-regressions/ (tflite-*).
 //!
-//! It runs on the bytes tract reads (after `tflite_rewrite`). Operators tract does not have are
+//! It runs on the bytes tract reads (after the rewrite). Operators tract does not have are
 //! left to tract, which refuses them with an error before anything after them is read.
 
+use super::{builtin_of, invalid, op_name};
 use crate::error::{NnError, NnResult};
-use crate::tflite_rewrite::builtin_of;
 use tract_onnx::prelude::TypedModel;
 use tract_tflite::tflite::{self, BuiltinOperator as Op, Model, TensorType};
 
@@ -23,16 +23,6 @@ const MAX_RANK: usize = 8;
 /// Sizes given as constants (pads, resize sizes, broadcast shapes): beyond this no tensor fits
 /// the engine's limits anyway.
 const MAX_CONST_DIM: i64 = 1 << 24;
-
-fn invalid(msg: impl std::fmt::Display) -> NnError {
-    NnError::invalid(format!("not a valid TFLite model: {msg}"))
-}
-
-fn op_name(code: i32) -> String {
-    Op(code)
-        .variant_name()
-        .map_or_else(|| format!("operator code {code}"), str::to_string)
-}
 
 /// What the checker knows of a tensor: its rank as tract will wire it.
 #[derive(Clone, Copy)]
@@ -110,7 +100,7 @@ impl<'a> Graph<'a> {
     }
 }
 
-/// Checks the first subgraph of `bytes` (a model `tflite_rewrite::rewrite` accepted).
+/// Checks the first subgraph of `bytes` (a model `rewrite` accepted).
 pub fn check(bytes: &[u8]) -> NnResult<()> {
     let model = tflite::root_as_model(bytes).map_err(invalid)?;
     let sg = model
