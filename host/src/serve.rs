@@ -683,18 +683,6 @@ impl hyper::rt::Timer for TokioTimer {
 /// policy. No detail of a failure leaves the server.
 fn host_error(status: u16, code: &str, message: &str) -> hyper::Response<WasiBody> {
     let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
-    let mut headers = vec![
-        (
-            "content-type".to_string(),
-            "application/json; charset=utf-8".to_string(),
-        ),
-        ("cache-control".to_string(), "no-store".to_string()),
-    ];
-    edge_core::policy::apply(
-        &mut headers,
-        edge_core::policy::Kind::Resource,
-        &edge_core::config::Config::default(),
-    );
     let mut r = hyper::Response::new(
         Full::new(Bytes::from(body))
             .map_err(|_| unreachable!())
@@ -702,14 +690,20 @@ fn host_error(status: u16, code: &str, message: &str) -> hyper::Response<WasiBod
     );
     *r.status_mut() =
         http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    for (n, v) in headers {
-        if let (Ok(n), Ok(v)) = (
-            http::HeaderName::from_bytes(n.as_bytes()),
-            http::HeaderValue::from_str(&v),
-        ) {
-            r.headers_mut().append(n, v);
-        }
-    }
+    let headers = r.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    edge_core::policy::apply(
+        headers,
+        edge_core::policy::Kind::Resource,
+        &edge_core::config::Config::default(),
+    );
     r
 }
 
