@@ -180,8 +180,12 @@ fn handle(req: IncomingRequest) -> app::Response {
     let parts = match request_head(&req) {
         Ok(parts) => parts,
         Err(e) => {
+            // A request the http types cannot hold (never from a conforming host): a JSON 400
+            // like every other error of the API.
             eprintln!("api: unreadable request: {e}");
-            return app::bad_request(&config);
+            let err = ApiError::new(400, "bad-request", "the request could not be read");
+            let config = config.unwrap_or_else(|_| app::strict_config());
+            return send(Reply::from(err), false, &config);
         }
     };
     let (r, config) = match config {
@@ -197,13 +201,17 @@ fn handle(req: IncomingRequest) -> app::Response {
         let path: String = parts.uri().path().chars().take(200).collect();
         eprintln!("api: {} {path} -> {}", parts.method(), r.status);
     }
+    send(r, parts.method() == Method::HEAD, &config)
+}
+
+/// The response for `r` (no body for HEAD), under the header policy.
+fn send(r: Reply, head: bool, config: &Config) -> app::Response {
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(r.content_type));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(a) = r.allow {
         headers.insert(ALLOW, HeaderValue::from_static(a));
     }
-    let head = parts.method() == Method::HEAD;
     if head {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(r.body.len()));
     }
@@ -213,9 +221,5 @@ fn handle(req: IncomingRequest) -> app::Response {
     } else {
         Body::Bytes(r.body)
     };
-    app::finish(
-        app::response(status, headers, body),
-        Kind::Resource,
-        &config,
-    )
+    app::finish(app::response(status, headers, body), Kind::Resource, config)
 }
