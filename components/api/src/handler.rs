@@ -7,8 +7,10 @@ use crate::protocol::{self, Form, MAX_BODY};
 use crate::routes::{self, Route, MODELS_ROOT};
 use edge_core::app::{self, Body};
 use edge_core::config::Config;
-use edge_core::http_glue::{respond, BodyReader, RequestParts};
+use edge_core::http_glue::{request_head, respond, BodyReader};
 use edge_core::policy::Kind;
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
 struct Reply {
@@ -59,7 +61,7 @@ fn manifest() -> Result<Vec<u8>, ApiError> {
     })
 }
 
-fn reply(parts: &RequestParts, config: &Config, req: IncomingRequest) -> Result<Reply, ApiError> {
+fn reply(parts: &app::Request, config: &Config, req: IncomingRequest) -> Result<Reply, ApiError> {
     if !config.api {
         return Err(ApiError::new(
             403,
@@ -69,15 +71,15 @@ fn reply(parts: &RequestParts, config: &Config, req: IncomingRequest) -> Result<
              or `SC_API=on scripts/up`)",
         ));
     }
-    if app::https_redirect(&parts.request(), config).is_some() {
+    if app::https_redirect(parts, config).is_some() {
         return Err(ApiError::new(
             403,
             "https-required",
             "the API takes requests over HTTPS only (SC_REQUIRE_HTTPS=true)",
         ));
     }
-    let read_only = matches!(parts.method.as_str(), "GET" | "HEAD");
-    match routes::route(&parts.path) {
+    let read_only = matches!(*parts.method(), Method::GET | Method::HEAD);
+    match routes::route(parts.uri().path()) {
         Route::NotFound => Err(ApiError::new(404, "not-found", "no such API resource")),
         Route::Models if read_only => {
             let m: serde_json::Value = serde_json::from_slice(&manifest()?)
@@ -89,9 +91,9 @@ fn reply(parts: &RequestParts, config: &Config, req: IncomingRequest) -> Result<
             Ok(json_reply(&engine::describe_json(&m)))
         }
         Route::Models | Route::Model(_) => Ok(method_not_allowed("GET, HEAD")),
-        Route::Infer(_) if parts.method != "POST" => Ok(method_not_allowed("POST")),
+        Route::Infer(_) if parts.method() != Method::POST => Ok(method_not_allowed("POST")),
         Route::Infer(name) => {
-            let header = |n: &str| parts.header(n);
+            let header = |n: &str| parts.headers().get(n).and_then(|v| v.to_str().ok());
             let form = Form::of(header("content-type"))?;
             let too_large = || {
                 ApiError::new(
@@ -174,45 +176,50 @@ impl wasip2::exports::http::incoming_handler::Guest for Api {
 wasip2::http::proxy::export!(Api with_types_in wasip2);
 
 fn handle(req: IncomingRequest) -> app::Response {
-    let parts = RequestParts::new(&req);
     let config = Config::from_lookup(|k| std::env::var(k).ok());
+    let parts = match request_head(&req) {
+        Ok(parts) => parts,
+        Err(e) => {
+            // A request the http types cannot hold (never from a conforming host): a JSON 400
+            // like every other error of the API.
+            eprintln!("api: unreadable request: {e}");
+            let err = ApiError::new(400, "bad-request", "the request could not be read");
+            let config = config.unwrap_or_else(|_| app::strict_config());
+            return send(Reply::from(err), false, &config);
+        }
+    };
     let (r, config) = match config {
         Ok(c) => (reply(&parts, &c, req).unwrap_or_else(Reply::from), c),
         Err(e) => {
             eprintln!("api: configuration error: {e}");
-            let strict = Config {
-                frame_ancestors: vec![],
-                require_https: true,
-                api: false,
-            };
             let err = ApiError::new(500, "configuration", format!("configuration error: {e}"));
-            (Reply::from(err), strict)
+            (Reply::from(err), app::strict_config())
         }
     };
     if r.status >= 400 {
         // Method, path and status only: never the body.
-        let path: String = parts.path.chars().take(200).collect();
-        eprintln!("api: {} {path} -> {}", parts.method, r.status);
+        let path: String = parts.uri().path().chars().take(200).collect();
+        eprintln!("api: {} {path} -> {}", parts.method(), r.status);
     }
-    let mut headers = vec![
-        ("content-type".to_string(), r.content_type.to_string()),
-        ("cache-control".to_string(), "no-store".to_string()),
-    ];
+    send(r, parts.method() == Method::HEAD, &config)
+}
+
+/// The response for `r` (no body for HEAD), under the header policy.
+fn send(r: Reply, head: bool, config: &Config) -> app::Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(r.content_type));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(a) = r.allow {
-        headers.push(("allow".to_string(), a.to_string()));
+        headers.insert(ALLOW, HeaderValue::from_static(a));
     }
-    let head = parts.method == "HEAD";
     if head {
-        headers.push(("content-length".to_string(), r.body.len().to_string()));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(r.body.len()));
     }
-    let resp = app::Response {
-        status: r.status,
-        headers,
-        body: if head {
-            Body::Empty
-        } else {
-            Body::Bytes(r.body)
-        },
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = if head {
+        Body::Empty
+    } else {
+        Body::Bytes(r.body)
     };
-    app::finish(resp, Kind::Resource, &config)
+    app::finish(app::response(status, headers, body), Kind::Resource, config)
 }

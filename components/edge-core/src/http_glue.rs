@@ -1,7 +1,7 @@
 //! The HTTP side of a component, shared by the edge app and the API component:
 //! `wasi:http/incoming-handler@0.2` (WASI 0.2, through the `wasip2` bindings). Reads a request
-//! into [`RequestParts`] (and, for the API, a size-limited body) and writes an
-//! [`app::Response`] back, streaming file bodies.
+//! into an [`http::Request`] head (and, for the API, a size-limited body) and writes an
+//! [`app::Response`] (an [`http::Response`]) back, streaming file bodies.
 //!
 //! Why WASI 0.2 and not 0.3: every host we target accepts `incoming-handler@0.2.*` — the newest
 //! Spin release (4.0.x), SpinKube's containerd shim, Spin's main branch and wasmtime — while each
@@ -9,6 +9,7 @@
 //! moving to 0.3 waits until the released hosts agree on it.
 
 use crate::app::{self, Body as AppBody};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use std::io::{Read, Seek, SeekFrom};
 use wasip2::http::types::{
     Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse,
@@ -19,87 +20,62 @@ use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 /// Bytes read from a file per write when streaming a response body.
 const CHUNK: usize = 64 * 1024;
 
-/// A request's parts, owned, from which [`app::Request`]s borrow.
-pub struct RequestParts {
-    pub method: String,
-    pub path: String,
-    pub query: Option<String>,
-    pub scheme: Option<String>,
-    pub host: Option<String>,
-    /// Lower-case names, values as received (lossy UTF-8).
-    pub headers: Vec<(String, String)>,
-}
-
-impl RequestParts {
-    pub fn new(req: &IncomingRequest) -> RequestParts {
-        let headers: Vec<(String, String)> = req
-            .headers()
-            .entries()
-            .into_iter()
-            .map(|(n, v)| {
-                (
-                    n.to_ascii_lowercase(),
-                    String::from_utf8_lossy(&v).into_owned(),
-                )
-            })
-            .collect();
-        let path_with_query = req.path_with_query().unwrap_or_else(|| "/".to_string());
-        let (path, query) = match path_with_query.split_once('?') {
-            Some((p, q)) => (p.to_string(), Some(q.to_string())),
-            None => (path_with_query, None),
-        };
-        let host_header = headers
-            .iter()
-            .find(|(n, _)| n == "host")
-            .map(|(_, v)| v.clone());
-        RequestParts {
-            method: method_name(&req.method()),
-            path,
-            query,
-            scheme: req.scheme().map(|s| match s {
-                Scheme::Http => "http".to_string(),
-                Scheme::Https => "https".to_string(),
-                Scheme::Other(o) => o,
-            }),
-            host: req.authority().filter(|a| !a.is_empty()).or(host_header),
-            headers,
+/// The head of an incoming request as an [`http::Request`]: method, target (scheme and
+/// authority when the host gave them: `scheme://authority/path?query`, else origin-form with
+/// the authority as the Host header) and headers. The body stays with `req` ([`read_body`],
+/// [`BodyReader`]). A request that the `http` types cannot hold (a method that is not a token,
+/// a target that is not a URI) is an error: the caller answers 400.
+pub fn request_head(req: &IncomingRequest) -> Result<app::Request, http::Error> {
+    let mut headers = HeaderMap::new();
+    for (n, v) in req.headers().entries() {
+        // The host already checked names and values; one the http types refuse is dropped.
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(n.as_bytes()),
+            HeaderValue::from_bytes(&v),
+        ) {
+            headers.append(n, v);
         }
     }
-
-    pub fn request(&self) -> app::Request<'_> {
-        app::Request {
-            method: &self.method,
-            path: &self.path,
-            query: self.query.as_deref(),
-            scheme: self.scheme.as_deref(),
-            host: self.host.as_deref(),
-            headers: &self.headers,
+    let method = match req.method() {
+        Method::Get => http::Method::GET,
+        Method::Head => http::Method::HEAD,
+        Method::Post => http::Method::POST,
+        Method::Put => http::Method::PUT,
+        Method::Delete => http::Method::DELETE,
+        Method::Connect => http::Method::CONNECT,
+        Method::Options => http::Method::OPTIONS,
+        Method::Trace => http::Method::TRACE,
+        Method::Patch => http::Method::PATCH,
+        Method::Other(o) => http::Method::from_bytes(o.as_bytes())?,
+    };
+    let path_and_query = req.path_with_query().unwrap_or_else(|| "/".to_string());
+    let authority = req.authority().filter(|a| !a.is_empty());
+    let scheme = req.scheme().map(|s| match s {
+        Scheme::Http => "http".to_string(),
+        Scheme::Https => "https".to_string(),
+        Scheme::Other(o) => o,
+    });
+    let absolute = match (&scheme, &authority) {
+        (Some(s), Some(a)) => http::Uri::builder()
+            .scheme(s.as_str())
+            .authority(a.as_str())
+            .path_and_query(path_and_query.as_str())
+            .build()
+            .ok(),
+        _ => None,
+    };
+    let uri = match absolute {
+        Some(uri) => uri,
+        None => {
+            if let Some(v) = authority.and_then(|a| HeaderValue::try_from(a).ok()) {
+                headers.insert(http::header::HOST, v);
+            }
+            http::Uri::try_from(path_and_query)?
         }
-    }
-
-    /// The first value of a header (names are lower case).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn method_name(m: &Method) -> String {
-    match m {
-        Method::Get => "GET",
-        Method::Head => "HEAD",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Delete => "DELETE",
-        Method::Connect => "CONNECT",
-        Method::Options => "OPTIONS",
-        Method::Trace => "TRACE",
-        Method::Patch => "PATCH",
-        Method::Other(o) => return o.clone(),
-    }
-    .to_string()
+    };
+    let mut r = http::Request::builder().method(method).uri(uri).body(())?;
+    *r.headers_mut() = headers;
+    Ok(r)
 }
 
 /// Why a request body could not be read.
@@ -213,7 +189,8 @@ impl Drop for BodyReader {
 /// Sends `resp`: status and headers first, then the body (a file is streamed in 64 KiB
 /// chunks, never held whole). A client that goes away mid-body ends the write quietly.
 pub fn respond(out: ResponseOutparam, resp: app::Response) {
-    let body = match resp.body {
+    let (head, body) = resp.into_parts();
+    let body = match body {
         AppBody::File { path, start, len } => match std::fs::File::open(&path)
             .and_then(|mut f| f.seek(SeekFrom::Start(start)).map(|_| f))
         {
@@ -226,10 +203,10 @@ pub fn respond(out: ResponseOutparam, resp: app::Response) {
         AppBody::Bytes(b) => Some(Source::Bytes(b)),
         AppBody::Empty => None,
     };
-    let entries: Vec<(String, Vec<u8>)> = resp
+    let entries: Vec<(String, Vec<u8>)> = head
         .headers
-        .into_iter()
-        .map(|(n, v)| (n, v.into_bytes()))
+        .iter()
+        .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
         .collect();
     let headers = match Fields::from_list(&entries) {
         Ok(h) => h,
@@ -243,7 +220,7 @@ pub fn respond(out: ResponseOutparam, resp: app::Response) {
         }
     };
     let response = OutgoingResponse::new(headers);
-    if response.set_status_code(resp.status).is_err() {
+    if response.set_status_code(head.status.as_u16()).is_err() {
         let _ = response.set_status_code(500);
     }
     let Ok(outgoing) = response.body() else {

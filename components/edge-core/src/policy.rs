@@ -2,6 +2,7 @@
 //! 3xx, 4xx, 5xx, the API's too) by [`apply`].
 
 use crate::config::Config;
+use http::{HeaderMap, HeaderValue};
 
 /// What a response is, as far as the policy cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,14 +191,28 @@ pub const OWNED: &[&str] = &[
     "x-powered-by",
 ];
 
-/// Applies the policy to a response's headers (lower-case names).
-pub fn apply(headers: &mut Vec<(String, String)>, kind: Kind, config: &Config) {
-    headers.retain(|(n, _)| !OWNED.contains(&n.as_str()));
-    let has_cache_control = headers.iter().any(|(n, _)| n == "cache-control");
-    let mut set = |n: &str, v: String| headers.push((n.to_string(), v));
-    set("content-security-policy", csp(kind, config));
-    set("cross-origin-opener-policy", "same-origin".into());
-    set("cross-origin-embedder-policy", "require-corp".into());
+/// Applies the policy to a response's headers: removes every header it owns, then sets them.
+pub fn apply(headers: &mut HeaderMap, kind: Kind, config: &Config) {
+    for name in OWNED {
+        headers.remove(*name);
+    }
+    let has_cache_control = headers.contains_key(http::header::CACHE_CONTROL);
+    let mut set = |n: &'static str, v: HeaderValue| {
+        headers.append(n, v);
+    };
+    // Frame ancestors are checked origins (config.rs), so the CSP is a valid header value; were
+    // it not, the resource CSP (nothing may run, nothing may frame) goes out instead.
+    let csp = HeaderValue::try_from(csp(kind, config))
+        .unwrap_or_else(|_| HeaderValue::from_static(RESOURCE_CSP));
+    set("content-security-policy", csp);
+    set(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    set(
+        "cross-origin-embedder-policy",
+        HeaderValue::from_static("require-corp"),
+    );
     // The sandbox document, when other origins may frame it: a COEP `require-corp` embedder
     // (an isolated client page) loads it only if its CORP allows cross-origin (Fetch's CORP
     // check applies to nested navigations). Who may frame it stays `frame-ancestors`' call.
@@ -206,21 +221,32 @@ pub fn apply(headers: &mut Vec<(String, String)>, kind: Kind, config: &Config) {
     } else {
         "same-origin"
     };
-    set("cross-origin-resource-policy", corp.into());
-    set("permissions-policy", permissions_policy(kind));
+    set(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static(corp),
+    );
+    let pp = HeaderValue::try_from(permissions_policy(kind))
+        .unwrap_or_else(|_| HeaderValue::from_static(PERMISSIONS_POLICY));
+    set("permissions-policy", pp);
     if kind == Kind::SandboxDocument {
         set(
             "document-isolation-policy",
-            "isolate-and-require-corp".into(),
+            HeaderValue::from_static("isolate-and-require-corp"),
         );
     }
-    set("referrer-policy", "no-referrer".into());
-    set("strict-transport-security", HSTS.into());
-    set("x-content-type-options", "nosniff".into());
-    set("x-permitted-cross-domain-policies", "none".into());
-    set("origin-agent-cluster", "?1".into());
+    set("referrer-policy", HeaderValue::from_static("no-referrer"));
+    set("strict-transport-security", HeaderValue::from_static(HSTS));
+    set(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    set(
+        "x-permitted-cross-domain-policies",
+        HeaderValue::from_static("none"),
+    );
+    set("origin-agent-cluster", HeaderValue::from_static("?1"));
     if !has_cache_control {
-        set("cache-control", CACHE_NONE.into());
+        set("cache-control", HeaderValue::from_static(CACHE_NONE));
     }
 }
 
@@ -234,9 +260,10 @@ mod tests {
             frame_ancestors: vec!["https://app.example".into()],
             ..Config::default()
         };
-        let mut h = vec![("server".into(), "x".into())];
+        let mut h = HeaderMap::new();
+        h.insert("server", HeaderValue::from_static("x"));
         apply(&mut h, Kind::SandboxDocument, &config);
-        let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        let get = |n: &str| h.get(n).map(|v| v.to_str().unwrap().to_string());
         assert!(get("server").is_none());
         assert!(get("content-security-policy")
             .unwrap()
@@ -245,20 +272,17 @@ mod tests {
             get("document-isolation-policy").unwrap(),
             "isolate-and-require-corp"
         );
-        let mut h = vec![];
+        let mut h = HeaderMap::new();
         apply(&mut h, Kind::Document, &config);
-        assert!(!h.iter().any(|(k, _)| k == "document-isolation-policy"));
+        assert!(!h.contains_key("document-isolation-policy"));
     }
 
     #[test]
     fn only_the_sandbox_may_use_the_camera_and_microphone() {
         let pp = |kind| {
-            let mut h = vec![];
+            let mut h = HeaderMap::new();
             apply(&mut h, kind, &Config::default());
-            h.into_iter()
-                .find(|(k, _)| k == "permissions-policy")
-                .unwrap()
-                .1
+            h["permissions-policy"].to_str().unwrap().to_string()
         };
         let sandbox = pp(Kind::SandboxDocument);
         assert!(sandbox.contains("camera=(self)") && !sandbox.contains("camera=()"));

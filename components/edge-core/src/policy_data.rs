@@ -35,11 +35,26 @@ fn kind_name(kind: Kind) -> &'static str {
 }
 
 fn headers(kind: Kind, config: &Config) -> Value {
-    let mut h = vec![];
+    Value::Array(
+        sent(kind, config)
+            .into_iter()
+            .map(|(n, v)| json!([n, v]))
+            .collect(),
+    )
+}
+
+/// What [`policy::apply`] sends for `kind`, in order, as text; Cache-Control is the file
+/// server's (see `cache`), not the kind's, and is left out.
+fn sent(kind: Kind, config: &Config) -> Vec<(String, String)> {
+    let mut h = http::HeaderMap::new();
     policy::apply(&mut h, kind, config);
-    // Cache-Control is the file server's (see `cache`), not the kind's.
-    h.retain(|(n, _)| n != "cache-control");
-    Value::Array(h.into_iter().map(|(n, v)| json!([n, v])).collect())
+    h.iter()
+        .filter(|(n, _)| *n != http::header::CACHE_CONTROL)
+        .map(|(n, v)| {
+            let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            (n.as_str().to_string(), v)
+        })
+        .collect()
 }
 
 /// The whole policy as one JSON document.
@@ -104,9 +119,7 @@ mod tests {
             frame_ancestors: vec!["https://a.example".into(), "http://localhost:8501".into()],
             ..Config::default()
         };
-        let mut sent = vec![];
-        policy::apply(&mut sent, Kind::SandboxDocument, &framed);
-        sent.retain(|(n, _)| n != "cache-control");
+        let sent = sent(Kind::SandboxDocument, &framed);
         let data: Vec<(String, String)> = p["headers"]["sandbox-document-framed"]
             .as_array()
             .unwrap()

@@ -5,7 +5,7 @@
 
 use edge_core::app::{self, Files, Site, EDGE_ROOT, WEB_ROOT};
 use edge_core::config::Config;
-use edge_core::http_glue::{respond, RequestParts};
+use edge_core::http_glue::{request_head, respond};
 use std::sync::OnceLock;
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
@@ -38,7 +38,7 @@ struct Edge;
 
 impl wasip2::exports::http::incoming_handler::Guest for Edge {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        let parts = RequestParts::new(&request);
+        let head = request_head(&request);
         // The edge reads no request body; dropping the request discards it.
         drop(request);
         let config = Config::from_lookup(|k| std::env::var(k).ok());
@@ -49,10 +49,14 @@ impl wasip2::exports::http::incoming_handler::Guest for Edge {
         if let Err(e) = &site {
             eprintln!("secure-context edge: {e}");
         }
-        respond(
-            out,
-            app::handle(&parts.request(), &config, site, &GuestFiles),
-        );
+        let response = match head {
+            Ok(req) => app::handle(&req, &config, site, &GuestFiles),
+            Err(e) => {
+                eprintln!("secure-context edge: unreadable request: {e}");
+                app::bad_request(&config)
+            }
+        };
+        respond(out, response);
     }
 }
 
