@@ -396,23 +396,32 @@ mod tests {
     /// name and discriminant, both ways.
     #[test]
     fn wit_conversions_pair_cases_by_name() {
-        for t in ElementType::ALL {
+        // (generated case, expected case, generated discriminant, ours, round trip)
+        let types = ElementType::ALL.map(|t| {
             let w = wit_tensor::TensorType::from(t);
-            assert_eq!(
+            let expected = format!("TensorType::{}", camel(t.wit_name()));
+            (
                 format!("{w:?}"),
-                format!("TensorType::{}", camel(t.wit_name()))
-            );
-            assert_eq!(w as usize, t as usize);
-            assert_eq!(ElementType::from(w), t);
-        }
-        for c in ErrorCode::ALL {
+                expected,
+                w as usize,
+                t as usize,
+                ElementType::from(w) == t,
+            )
+        });
+        let codes = ErrorCode::ALL.map(|c| {
             let w = wit_errors::ErrorCode::from(c);
-            assert_eq!(
+            let expected = format!("ErrorCode::{}", camel(c.as_str()));
+            (
                 format!("{w:?}"),
-                format!("ErrorCode::{}", camel(c.as_str()))
-            );
-            assert_eq!(w as usize, c as usize);
-            assert_eq!(ErrorCode::from(w), c);
+                expected,
+                w as usize,
+                c as usize,
+                ErrorCode::from(w) == c,
+            )
+        });
+        for (got, expected, wit, ours, round_trip) in types.into_iter().chain(codes) {
+            assert_eq!((&got, wit), (&expected, ours));
+            assert!(round_trip, "{got}");
         }
     }
 }
