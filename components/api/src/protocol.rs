@@ -429,7 +429,7 @@ mod tests {
     fn safetensors_dtypes_pair_with_the_tables() {
         for d in super::DType::ALL {
             let s = super::to_st_dtype(d);
-            assert_eq!(s.size(), d.size(), "{d:?}");
+            assert_eq!(s.bitsize(), 8 * d.size(), "{d:?}");
             assert_eq!(format!("{s:?}"), d.engine_name().to_uppercase(), "{d:?}");
             assert_eq!(super::st_dtype(s), Some(d));
         }
