@@ -30,15 +30,8 @@ const CARRIERS: [Carrier; 7] = [
 ];
 
 impl ElementType {
-    pub const ALL: [ElementType; 7] = [
-        ElementType::F16,
-        ElementType::F32,
-        ElementType::F64,
-        ElementType::Bf16,
-        ElementType::U8,
-        ElementType::I32,
-        ElementType::I64,
-    ];
+    /// Every carrier, in the WIT's order.
+    pub const ALL: [ElementType; 7] = first_column!(CARRIERS, ElementType::F16);
 
     fn row(self) -> &'static Carrier {
         let row = &CARRIERS[self as usize];
@@ -134,21 +127,8 @@ const DTYPES: [Row; 13] = [
 ];
 
 impl DType {
-    pub const ALL: [DType; 13] = [
-        DType::F16,
-        DType::Bf16,
-        DType::F32,
-        DType::F64,
-        DType::I8,
-        DType::I16,
-        DType::I32,
-        DType::I64,
-        DType::U8,
-        DType::U16,
-        DType::U32,
-        DType::U64,
-        DType::Bool,
-    ];
+    /// Every element type, in the table's order.
+    pub const ALL: [DType; 13] = first_column!(DTYPES, DType::F16);
 
     fn row(self) -> &'static Row {
         let row = &DTYPES[self as usize];
@@ -264,7 +244,8 @@ mod tests {
         let below = |x: f64| f64::from_bits(x.to_bits() - 1);
         // half's portable f64 -> f16 (what wasm32 runs); its x86 F16C path goes through f32
         // first, and that double rounding moves the edge (why the rule is this table's).
-        let cases: [(DType, fn(f64) -> bool); 3] = [
+        type Finite = fn(f64) -> bool;
+        let cases: [(DType, Finite); 3] = [
             (DType::F16, |x| f16::from_f64_const(x).is_finite()),
             (DType::Bf16, |x| bf16::from_f64(x).is_finite()),
             (DType::F32, |x| (x as f32).is_finite()),

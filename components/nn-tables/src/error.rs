@@ -36,17 +36,7 @@ const TABLE: [Row; 9] = [
 
 impl ErrorCode {
     /// Every code, in the WIT's order.
-    pub const ALL: [ErrorCode; 9] = [
-        ErrorCode::InvalidArgument,
-        ErrorCode::InvalidEncoding,
-        ErrorCode::Timeout,
-        ErrorCode::RuntimeError,
-        ErrorCode::UnsupportedOperation,
-        ErrorCode::TooLarge,
-        ErrorCode::NotFound,
-        ErrorCode::Security,
-        ErrorCode::Unknown,
-    ];
+    pub const ALL: [ErrorCode; 9] = first_column!(TABLE, ErrorCode::Unknown);
 
     fn row(self) -> &'static Row {
         let row = &TABLE[self as usize];

@@ -7,6 +7,19 @@
 //! generated WIT types of each binding convert through [`wit_conversions!`], and the JavaScript
 //! and Python copies are checked against [`json::tables_json`] (`secure-context tables --json`).
 //! Nothing here depends on tract, so the API component links it without the engine.
+/// A table's first column as an array: `ALL`, in the table's order, so the order is written once.
+macro_rules! first_column {
+    ($table:expr, $fill:expr) => {{
+        let mut all = [$fill; $table.len()];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = $table[i].0;
+            i += 1;
+        }
+        all
+    }};
+}
+
 mod element;
 mod error;
 #[cfg(feature = "json")]
