@@ -136,7 +136,8 @@ async function main() {
   return 0;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+// Run as a command, not when imported (process.argv[1] is unset under `node -e`).
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   process.exitCode = await main().catch((e) => {
     // Unreadable files and bad .npy headers: one line, not a stack trace.
     console.error(`error: ${e.message}`);
