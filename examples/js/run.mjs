@@ -20,9 +20,10 @@ const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const DEFAULT_ENGINE = join(REPO, "build/bindings/js/engine/inference.js");
 
 // wasi-nn tensor-type <-> .npy descr (wasi-nn tensor data is little-endian). BF16 has no
-// .npy type: it is written as its raw 16-bit words.
-const DESCR = { FP16: "<f2", FP32: "<f4", FP64: "<f8", BF16: "<u2", U8: "|u1", I32: "<i4", I64: "<i8" };
-const TYPE_OF = { "<f2": "FP16", "<f4": "FP32", "<f8": "FP64", "|u1": "U8", "<u1": "U8", "u1": "U8", "<i4": "I32", "<i8": "I64" };
+// .npy type: it is written as its raw 16-bit words. A copy of the tables in components/nn-tables
+// (`secure-context tables --json`), kept here so this file stands alone; tests/bindings checks it.
+export const DESCR = { FP16: "<f2", FP32: "<f4", FP64: "<f8", BF16: "<u2", U8: "|u1", I32: "<i4", I64: "<i8" };
+export const TYPE_OF = { "<f2": "FP16", "<f4": "FP32", "<f8": "FP64", "|u1": "U8", "<u1": "U8", "u1": "U8", "<i4": "I32", "<i8": "I64" };
 
 /** Reads a C-order .npy file (versions 1-3): { type, shape, data: Uint8Array }. */
 export function readNpy(file) {
@@ -135,7 +136,8 @@ async function main() {
   return 0;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+// Run as a command, not when imported (process.argv[1] is unset under `node -e`).
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   process.exitCode = await main().catch((e) => {
     // Unreadable files and bad .npy headers: one line, not a stack trace.
     console.error(`error: ${e.message}`);

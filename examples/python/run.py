@@ -23,7 +23,9 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ENGINE = REPO / "target" / "wasm32-wasip2" / "wasm" / "inference.wasm"
 
 # wasi-nn tensor-type <-> numpy dtype (little-endian, as wasi-nn tensor data is).
-# BF16 has no numpy dtype: it is carried as its raw 16-bit words.
+# BF16 has no numpy dtype: it is carried as its raw 16-bit words. A copy of the tables in
+# components/nn-tables (`secure-context tables --json`), kept here so this file stands alone;
+# tests/bindings checks it.
 DTYPES = {"FP16": "<f2", "FP32": "<f4", "FP64": "<f8", "BF16": "<u2",
           "U8": "u1", "I32": "<i4", "I64": "<i8"}
 TENSOR_TYPES = {np.dtype(v): k for k, v in DTYPES.items() if k != "BF16"}

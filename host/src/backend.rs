@@ -18,19 +18,10 @@ pub struct IoDesc {
 
 impl IoDesc {
     pub fn signature(&self) -> String {
-        let dims = match &self.shape {
-            None => "..".to_string(),
-            Some(d) => d
-                .iter()
-                .map(|d| match d {
-                    Dim::Fixed(n) => n.to_string(),
-                    Dim::Symbolic(s) => s.clone(),
-                    Dim::Unknown => "?".into(),
-                })
-                .collect::<Vec<_>>()
-                .join(","),
-        };
-        format!("{}[{dims}]", self.element_type)
+        match &self.shape {
+            None => nn_tables::signature_unranked(&self.element_type),
+            Some(dims) => nn_tables::signature(&self.element_type, dims),
+        }
     }
 }
 

@@ -89,6 +89,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the wasi-nn tables (carriers, element types and range rules, error codes with
+    /// HTTP statuses; components/nn-tables) for the JavaScript and Python code that copies them.
+    Tables {
+        /// As JSON (the only form).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -450,21 +457,22 @@ fn main() {
         Command::Bench(args) => bench::run(args, &component_path(cli.component.as_deref())),
         Command::Serve(args) => serve::serve(args.clone(), Duration::from_millis(cli.timeout_ms)),
         Command::Models(cmd) => models_command(cmd),
-        Command::Policy { json } => {
-            if !*json {
-                eprintln!("error: give --json");
-                std::process::exit(2);
-            }
-            let data = edge_core::policy_data::policy_json();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&data).expect("policy JSON")
-            );
-            Ok(())
-        }
+        Command::Policy { json } => print_json(*json, edge_core::policy_data::policy_json),
+        Command::Tables { json } => print_json(*json, nn_tables::json::tables_json),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// `policy --json`, `tables --json`: data for the code in other languages that cannot link
+/// the crate defining it.
+fn print_json(json: bool, data: fn() -> serde_json::Value) -> Result<()> {
+    if !json {
+        eprintln!("error: give --json");
+        std::process::exit(2);
+    }
+    println!("{}", serde_json::to_string_pretty(&data()).expect("JSON"));
+    Ok(())
 }

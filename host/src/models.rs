@@ -94,27 +94,6 @@ pub fn digest(bytes: &[u8]) -> Map<String, Value> {
     m
 }
 
-/// numpy's name for the engine's element type (the manifest's and the API's vocabulary); the
-/// types numpy lacks (bf16, float8, int4...) keep the engine's name.
-fn numpy_name(engine: &str) -> String {
-    match engine {
-        "f16" => "float16",
-        "f32" => "float32",
-        "f64" => "float64",
-        "bf16" => "bfloat16",
-        "i8" => "int8",
-        "i16" => "int16",
-        "i32" => "int32",
-        "i64" => "int64",
-        "u8" => "uint8",
-        "u16" => "uint16",
-        "u32" => "uint32",
-        "u64" => "uint64",
-        other => other,
-    }
-    .to_string()
-}
-
 fn io_json(list: &[crate::backend::IoDesc]) -> Value {
     Value::Array(
         list.iter()
@@ -131,7 +110,7 @@ fn io_json(list: &[crate::backend::IoDesc]) -> Value {
                             .collect(),
                     ),
                 };
-                json!({"name": d.name, "dtype": numpy_name(&d.element_type), "shape": shape})
+                json!({"name": d.name, "dtype": nn_tables::label(&d.element_type), "shape": shape})
             })
             .collect(),
     )

@@ -3,7 +3,7 @@
 //! instance is replaced, so the host keeps serving.
 use crate::backend::{Backend, GraphDesc, GraphId, IoDesc, Named};
 use anyhow::{Context, Result};
-use inference::{Dim, ElementType, Encoding, ErrorCode, NnError, TensorData};
+use inference::{Dim, Encoding, ErrorCode, NnError, TensorData};
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -245,57 +245,22 @@ fn read_error(inst: &mut Instance, err: ResourceAny) -> NnError {
     let data = e.call_data(&mut inst.store, err);
     let _ = err.resource_drop(&mut inst.store);
     match (code, data) {
-        (Ok(code), Ok(data)) => NnError::new(from_wit_code(code), data),
+        (Ok(code), Ok(data)) => NnError::new(code.into(), data),
         _ => NnError::runtime("the engine failed while reporting an error"),
     }
 }
 
-fn from_wit_code(c: wit_errors::ErrorCode) -> ErrorCode {
-    use wit_errors::ErrorCode as W;
-    match c {
-        W::InvalidArgument => ErrorCode::InvalidArgument,
-        W::InvalidEncoding => ErrorCode::InvalidEncoding,
-        W::Timeout => ErrorCode::Timeout,
-        W::RuntimeError => ErrorCode::RuntimeError,
-        W::UnsupportedOperation => ErrorCode::UnsupportedOperation,
-        W::TooLarge => ErrorCode::TooLarge,
-        W::NotFound => ErrorCode::NotFound,
-        W::Security => ErrorCode::Security,
-        W::Unknown => ErrorCode::Unknown,
-    }
-}
-
-fn to_wit_type(t: ElementType) -> wit_tensor::TensorType {
-    use wit_tensor::TensorType as W;
-    match t {
-        ElementType::F16 => W::Fp16,
-        ElementType::F32 => W::Fp32,
-        ElementType::F64 => W::Fp64,
-        ElementType::Bf16 => W::Bf16,
-        ElementType::U8 => W::U8,
-        ElementType::I32 => W::I32,
-        ElementType::I64 => W::I64,
-    }
-}
-
-fn from_wit_type(t: wit_tensor::TensorType) -> ElementType {
-    use wit_tensor::TensorType as W;
-    match t {
-        W::Fp16 => ElementType::F16,
-        W::Fp32 => ElementType::F32,
-        W::Fp64 => ElementType::F64,
-        W::Bf16 => ElementType::Bf16,
-        W::U8 => ElementType::U8,
-        W::I32 => ElementType::I32,
-        W::I64 => ElementType::I64,
-    }
-}
+// The one conversion between the tables and this binding's WIT types.
+nn_tables::wit_conversions!(
+    tensor_type = wit_tensor::TensorType,
+    error_code = wit_errors::ErrorCode,
+);
 
 fn io_desc(t: intro::TensorInfo) -> IoDesc {
     IoDesc {
         name: t.name,
         element_type: t.element_type,
-        carrier: t.carrier.map(from_wit_type),
+        carrier: t.carrier.map(Into::into),
         shape: t.shape.map(|dims| {
             dims.into_iter()
                 .map(|d| match d {
@@ -370,7 +335,7 @@ impl Backend for WasmBackend {
             let handle = self.call(|store, b| {
                 b.wasi_nn_tensor()
                     .tensor()
-                    .call_constructor(&mut *store, &t.dims, to_wit_type(t.ty), &t.data)
+                    .call_constructor(&mut *store, &t.dims, t.ty.into(), &t.data)
                     .map(Ok)
             })?;
             named.push((name, handle));
@@ -388,7 +353,7 @@ impl Backend for WasmBackend {
                 let ty = tensor.call_ty(&mut *store, handle)?;
                 let data = tensor.call_data(&mut *store, handle)?;
                 handle.resource_drop(&mut *store)?;
-                Ok(Ok(TensorData::new(dims, from_wit_type(ty), data)))
+                Ok(Ok(TensorData::new(dims, ty.into(), data)))
             })?;
             result.push((name, t));
         }
@@ -405,5 +370,49 @@ impl Backend for WasmBackend {
         if let Some(slot) = self.graphs.get_mut(graph) {
             *slot = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use inference::ElementType;
+
+    /// A WIT case name as the bindings spell it: `FP16` -> `Fp16`, `too-large` -> `TooLarge`.
+    fn camel(wit: &str) -> String {
+        wit.split('-')
+            .map(|w| {
+                let w = w.to_lowercase();
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_uppercase().chain(c).collect())
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<String>>()
+            .concat()
+    }
+
+    /// Each of `all` converts to the generated case of the same WIT name, and back.
+    fn pairs_by_name<T, W>(all: &[T], generated: &str, wit_name: fn(T) -> &'static str)
+    where
+        T: Copy + PartialEq + std::fmt::Debug + From<W>,
+        W: Copy + std::fmt::Debug + From<T>,
+    {
+        for &t in all {
+            let w = W::from(t);
+            let expected = format!("{generated}::{}", camel(wit_name(t)));
+            assert_eq!(format!("{w:?}"), expected);
+            assert_eq!(T::from(w), t);
+        }
+    }
+
+    /// `nn_tables::wit_conversions!` against wasmtime's generated types (the order of the cases
+    /// is checked against the WIT by nn-tables itself).
+    #[test]
+    fn wit_conversions_pair_cases_by_name() {
+        let types = ElementType::ALL;
+        pairs_by_name::<_, wit_tensor::TensorType>(&types, "TensorType", ElementType::wit_name);
+        let codes = ErrorCode::ALL;
+        pairs_by_name::<_, wit_errors::ErrorCode>(&codes, "ErrorCode", ErrorCode::as_str);
     }
 }

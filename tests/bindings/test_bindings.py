@@ -221,3 +221,34 @@ def test_guest_sees_only_preopened_directories(runtime, inputs):
     code, _, stderr = run_guest(runtime, [inputs], [MODEL, f"input={inputs / 'one.npy'}"])
     assert code == 1
     assert f"error: {MODEL}:" in stderr, stderr
+
+
+def test_the_examples_tables_are_the_engines():
+    """The JavaScript and Python examples keep a copy of the carrier table (so each file stands
+    alone); both must equal the one definition, components/nn-tables, as the host exports it."""
+    r = run([SC, "tables", "--json"])
+    assert r.returncode == 0, r.stderr
+    tables = json.loads(r.stdout)
+    assert tables["format"] == "secure-context-nn-tables/1"
+    npy = {c["wit"]: c["npy"] for c in tables["carriers"]}
+    assert {c["wit"]: c["bytes"] for c in tables["carriers"]} == {
+        k: np.dtype(v).itemsize for k, v in npy.items()}
+
+    js = run([*NODE, "--input-type=module", "-e",
+              f"import {{ DESCR, TYPE_OF }} from {json.dumps((REPO / 'examples/js/run.mjs').as_uri())};"
+              "console.log(JSON.stringify({ DESCR, TYPE_OF }))"])
+    assert js.returncode == 0, js.stderr
+    js = json.loads(js.stdout)
+    assert js["DESCR"] == npy
+    # Reading: every .npy spelling of a carrier's dtype, and nothing else (bf16 has no dtype).
+    readable = {k: v for k, v in npy.items() if k != "BF16"}
+    assert {np.dtype(d).str: t for d, t in js["TYPE_OF"].items()} == {
+        np.dtype(v).str: k for k, v in readable.items()}
+
+    sys.path.insert(0, str(REPO / "examples" / "python"))
+    try:
+        import run as py_example
+    finally:
+        sys.path.pop(0)
+    assert {k: np.dtype(v).str for k, v in py_example.DTYPES.items()} == {
+        k: np.dtype(v).str for k, v in npy.items()}

@@ -1,162 +1,12 @@
-//! Element types as clients name them (numpy names, as in models/manifest.json) and how each
-//! travels through wasi-nn: the engine's carrier rules (bool in U8; i8, i16, u16 in I32; u32,
-//! u64 in I64), range-checked here as the engine checks them, never wrapped.
+//! Client data to and from the carriers: JSON numbers and raw little-endian bytes, converted
+//! by the tables' rules (`nn-tables`: names, widths, carriers, ranges), range-checked here as
+//! the engine checks them, never wrapped.
 
 use crate::error::ApiError;
 use half::{bf16, f16};
 use serde_json::Value;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DType {
-    F16,
-    Bf16,
-    F32,
-    F64,
-    I8,
-    I16,
-    I32,
-    I64,
-    U8,
-    U16,
-    U32,
-    U64,
-    Bool,
-}
-
-/// wasi-nn's `tensor-type`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Carrier {
-    Fp16,
-    Fp32,
-    Fp64,
-    Bf16,
-    U8,
-    I32,
-    I64,
-}
-
-const ALL: [DType; 13] = [
-    DType::F16,
-    DType::Bf16,
-    DType::F32,
-    DType::F64,
-    DType::I8,
-    DType::I16,
-    DType::I32,
-    DType::I64,
-    DType::U8,
-    DType::U16,
-    DType::U32,
-    DType::U64,
-    DType::Bool,
-];
-
-impl DType {
-    /// The numpy name (`float32`) or the engine's (`f32`).
-    pub fn parse(s: &str) -> Option<DType> {
-        ALL.into_iter()
-            .find(|d| d.name() == s || d.engine_name() == s)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DType::F16 => "float16",
-            DType::Bf16 => "bfloat16",
-            DType::F32 => "float32",
-            DType::F64 => "float64",
-            DType::I8 => "int8",
-            DType::I16 => "int16",
-            DType::I32 => "int32",
-            DType::I64 => "int64",
-            DType::U8 => "uint8",
-            DType::U16 => "uint16",
-            DType::U32 => "uint32",
-            DType::U64 => "uint64",
-            DType::Bool => "bool",
-        }
-    }
-
-    /// The name the engine's `describe` gives (`introspection.tensor-info.element-type`).
-    pub fn engine_name(self) -> &'static str {
-        match self {
-            DType::F16 => "f16",
-            DType::Bf16 => "bf16",
-            DType::F32 => "f32",
-            DType::F64 => "f64",
-            DType::I8 => "i8",
-            DType::I16 => "i16",
-            DType::I32 => "i32",
-            DType::I64 => "i64",
-            DType::U8 => "u8",
-            DType::U16 => "u16",
-            DType::U32 => "u32",
-            DType::U64 => "u64",
-            DType::Bool => "bool",
-        }
-    }
-
-    /// Bytes per element in the client's form (little-endian, as numpy and safetensors).
-    pub fn size(self) -> usize {
-        match self {
-            DType::I8 | DType::U8 | DType::Bool => 1,
-            DType::F16 | DType::Bf16 | DType::I16 | DType::U16 => 2,
-            DType::F32 | DType::I32 | DType::U32 => 4,
-            DType::F64 | DType::I64 | DType::U64 => 8,
-        }
-    }
-
-    pub fn carrier(self) -> Carrier {
-        match self {
-            DType::F16 => Carrier::Fp16,
-            DType::Bf16 => Carrier::Bf16,
-            DType::F32 => Carrier::Fp32,
-            DType::F64 => Carrier::Fp64,
-            DType::U8 | DType::Bool => Carrier::U8,
-            DType::I8 | DType::I16 | DType::I32 | DType::U16 => Carrier::I32,
-            DType::I64 | DType::U32 | DType::U64 => Carrier::I64,
-        }
-    }
-
-    fn is_float(self) -> bool {
-        matches!(self, DType::F16 | DType::Bf16 | DType::F32 | DType::F64)
-    }
-
-    fn int_range(self) -> (i128, i128) {
-        match self {
-            DType::I8 => (i8::MIN.into(), i8::MAX.into()),
-            DType::I16 => (i16::MIN.into(), i16::MAX.into()),
-            DType::I32 => (i32::MIN.into(), i32::MAX.into()),
-            DType::I64 => (i64::MIN.into(), i64::MAX.into()),
-            DType::U8 => (0, u8::MAX.into()),
-            DType::U16 => (0, u16::MAX.into()),
-            DType::U32 => (0, u32::MAX.into()),
-            // Carried in I64: values above i64::MAX cannot travel.
-            DType::U64 => (0, i64::MAX.into()),
-            DType::Bool => (0, 1),
-            _ => (0, 0),
-        }
-    }
-}
-
-/// A client-facing name for an engine element type: the numpy name when there is one
-/// (`f32` -> `float32`), else the engine's own (`qu8`, `string`).
-pub fn label(engine_name: &str) -> &str {
-    match DType::parse(engine_name) {
-        Some(d) => d.name(),
-        None => engine_name,
-    }
-}
-
-impl Carrier {
-    pub fn size(self) -> usize {
-        match self {
-            Carrier::U8 => 1,
-            Carrier::Fp16 | Carrier::Bf16 => 2,
-            Carrier::Fp32 | Carrier::I32 => 4,
-            Carrier::Fp64 | Carrier::I64 => 8,
-        }
-    }
-}
+pub use nn_tables::{label, DType, ElementType as Carrier};
 
 fn non_finite(input: &str) -> ApiError {
     ApiError::bad(
@@ -212,7 +62,7 @@ impl JsonNumber {
 /// range, never wrapped.
 pub fn push_json(input: &str, d: DType, v: JsonNumber, out: &mut Vec<u8>) -> Result<(), ApiError> {
     let c = d.carrier();
-    if d.is_float() {
+    let Some((lo, hi)) = d.int_range() else {
         let x = match v {
             JsonNumber::I64(i) => i as f64,
             JsonNumber::U64(u) => u as f64,
@@ -227,32 +77,18 @@ pub fn push_json(input: &str, d: DType, v: JsonNumber, out: &mut Vec<u8>) -> Res
         if !x.is_finite() {
             return Err(non_finite(input));
         }
-        let finite = match d {
-            DType::F16 => {
-                let y = f16::from_f64(x);
-                out.extend_from_slice(&y.to_le_bytes());
-                y.is_finite()
-            }
-            DType::Bf16 => {
-                let y = bf16::from_f64(x);
-                out.extend_from_slice(&y.to_le_bytes());
-                y.is_finite()
-            }
-            DType::F32 => {
-                let y = x as f32;
-                out.extend_from_slice(&y.to_le_bytes());
-                y.is_finite()
-            }
-            _ => {
-                out.extend_from_slice(&x.to_le_bytes());
-                true
-            }
-        };
-        if !finite {
+        if !d.float_fits(x) {
             return Err(out_of_range(input, d));
         }
+        match d {
+            // The portable conversion (what wasm32 runs), natively too: F16C's rounds through f32.
+            DType::F16 => out.extend_from_slice(&f16::from_f64_const(x).to_le_bytes()),
+            DType::Bf16 => out.extend_from_slice(&bf16::from_f64(x).to_le_bytes()),
+            DType::F32 => out.extend_from_slice(&(x as f32).to_le_bytes()),
+            _ => out.extend_from_slice(&x.to_le_bytes()),
+        }
         return Ok(());
-    }
+    };
     let n: i128 = match v {
         JsonNumber::Bool(b) if d == DType::Bool => i128::from(b),
         JsonNumber::I64(i) => i.into(),
@@ -278,7 +114,6 @@ pub fn push_json(input: &str, d: DType, v: JsonNumber, out: &mut Vec<u8>) -> Res
             ))
         }
     };
-    let (lo, hi) = d.int_range();
     if n < lo || n > hi {
         return Err(out_of_range(input, d));
     }
@@ -310,12 +145,11 @@ pub fn raw_to_carrier(input: &str, d: DType, raw: &[u8]) -> Result<Vec<u8>, ApiE
         if !finite {
             return Err(non_finite(input));
         }
-        if d.is_float() {
+        let Some((lo, hi)) = d.int_range() else {
             out.extend_from_slice(e);
             continue;
-        }
+        };
         let n = int_at(d, e);
-        let (lo, hi) = d.int_range();
         if n < lo || n > hi {
             return Err(out_of_range(input, d));
         }
@@ -356,13 +190,12 @@ pub fn carrier_to_raw(output: &str, d: DType, data: &[u8]) -> Result<Vec<u8>, Ap
             format!("output \"{output}\": the engine returned a partial element"),
         ));
     }
-    if d.is_float() {
+    let Some((lo, hi)) = d.int_range() else {
         return Ok(data.to_vec());
-    }
+    };
     let mut out = Vec::with_capacity(data.len() / c.size() * d.size());
     for e in data.chunks_exact(c.size()) {
         let n = carrier_int(c, e);
-        let (lo, hi) = d.int_range();
         if n < lo || n > hi {
             return Err(ApiError::new(
                 500,
@@ -407,7 +240,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for d in ALL {
+        for d in DType::ALL {
             assert_eq!(DType::parse(d.name()), Some(d));
             assert_eq!(DType::parse(d.engine_name()), Some(d));
         }

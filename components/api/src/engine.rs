@@ -5,6 +5,7 @@ use crate::dtype::{self, Carrier, DType};
 use crate::error::ApiError;
 use crate::protocol::{InTensor, OutTensor, Window};
 use crate::routes::{Entry, TokenizerEntry, MODELS_ROOT};
+use nn_tables::ErrorCode;
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -29,19 +30,14 @@ thread_local! {
     static TOKENIZERS: RefCell<HashMap<String, Rc<tok::Tokenizer>>> = RefCell::new(HashMap::new());
 }
 
+// The one conversion between the tables and this binding's WIT types.
+nn_tables::wit_conversions!(
+    tensor_type = tensor::TensorType,
+    error_code = errors::ErrorCode,
+);
+
 fn nn_error(e: errors::Error) -> ApiError {
-    let code = match e.code() {
-        errors::ErrorCode::InvalidArgument => "invalid-argument",
-        errors::ErrorCode::InvalidEncoding => "invalid-encoding",
-        errors::ErrorCode::Timeout => "timeout",
-        errors::ErrorCode::RuntimeError => "runtime-error",
-        errors::ErrorCode::UnsupportedOperation => "unsupported-operation",
-        errors::ErrorCode::TooLarge => "too-large",
-        errors::ErrorCode::NotFound => "not-found",
-        errors::ErrorCode::Security => "security",
-        errors::ErrorCode::Unknown => "unknown",
-    };
-    ApiError::from_nn(code, e.data())
+    ApiError::from_nn(e.code().into(), e.data())
 }
 
 /// The model of a manifest entry, loaded and verified on first use.
@@ -85,18 +81,6 @@ pub fn model(entry: Entry) -> Result<Rc<Model>, ApiError> {
     });
     MODELS.with(|c| c.borrow_mut().insert(key, m.clone()));
     Ok(m)
-}
-
-fn wit_type(c: Carrier) -> tensor::TensorType {
-    match c {
-        Carrier::Fp16 => tensor::TensorType::Fp16,
-        Carrier::Fp32 => tensor::TensorType::Fp32,
-        Carrier::Fp64 => tensor::TensorType::Fp64,
-        Carrier::Bf16 => tensor::TensorType::Bf16,
-        Carrier::U8 => tensor::TensorType::U8,
-        Carrier::I32 => tensor::TensorType::I32,
-        Carrier::I64 => tensor::TensorType::I64,
-    }
 }
 
 /// The description `GET /api/models/{name}` answers with.
@@ -145,7 +129,7 @@ pub fn infer(m: &Model, inputs: Vec<InTensor>) -> Result<Vec<OutTensor>, ApiErro
     let named: Vec<(String, tensor::Tensor)> = inputs
         .into_iter()
         .map(|t| {
-            let tensor = tensor::Tensor::new(&t.dims, wit_type(t.dtype.carrier()), &t.carrier);
+            let tensor = tensor::Tensor::new(&t.dims, t.dtype.carrier().into(), &t.carrier);
             (t.name, tensor)
         })
         .collect();
@@ -162,7 +146,7 @@ pub fn infer(m: &Model, inputs: Vec<InTensor>) -> Result<Vec<OutTensor>, ApiErro
                     format!("output \"{name}\": its element type cannot be sent by this API"),
                 )
             })?;
-        if t.ty() != wit_type(dtype.carrier()) {
+        if Carrier::from(t.ty()) != dtype.carrier() {
             return Err(ApiError::new(
                 500,
                 "runtime-error",
@@ -238,8 +222,8 @@ pub fn infer_text(m: &Model, text: &str) -> Result<(Vec<OutTensor>, Vec<Window>)
         }),
     };
     let encoded = k.encode(text, None, options).map_err(|e| match e.code {
-        tok::ErrorCode::TooLarge => ApiError::new(413, "too-large", e.message),
-        _ => ApiError::bad("invalid-argument", e.message),
+        tok::ErrorCode::TooLarge => ApiError::from_nn(ErrorCode::TooLarge, e.message),
+        _ => ApiError::from_nn(ErrorCode::InvalidArgument, e.message),
     })?;
     let encs: Vec<tok::Encoding> = std::iter::once(encoded.encoding)
         .chain(encoded.overflowing)

@@ -1,5 +1,7 @@
 //! Every failure the API reports: an HTTP status and `{"error": {"code", "message"}}`.
 
+use nn_tables::ErrorCode;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: u16,
@@ -28,28 +30,43 @@ impl ApiError {
             .into_bytes()
     }
 
-    /// A wasi-nn error from the engine, by its code. The API loads models by bytes, so the
-    /// engine's `not-found` can only mean an input name the model does not have.
-    pub fn from_nn(code: &str, message: String) -> ApiError {
-        let status = match code {
-            "invalid-argument" | "invalid-encoding" | "not-found" => 400,
-            "too-large" => 413,
-            "unsupported-operation" => 422,
-            "timeout" => 504,
-            "security" => 403,
-            _ => 500,
+    /// A wasi-nn error from the engine: its code's HTTP status (`nn-tables`). The API loads
+    /// models by bytes, so the engine's `not-found` can only mean an input name the model does
+    /// not have.
+    pub fn from_nn(code: ErrorCode, message: String) -> ApiError {
+        let name = match code {
+            ErrorCode::NotFound => "unknown-input",
+            other => other.as_str(),
         };
-        let code = match code {
-            "invalid-argument" => "invalid-argument",
-            "invalid-encoding" => "invalid-encoding",
-            "not-found" => "unknown-input",
-            "too-large" => "too-large",
-            "unsupported-operation" => "unsupported-operation",
-            "timeout" => "timeout",
-            "security" => "security",
-            "runtime-error" => "runtime-error",
-            _ => "unknown",
-        };
-        ApiError::new(status, code, message)
+        ApiError::new(code.http_status(), name, message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The statuses and codes clients see for each engine error (tests/api checks them end to end).
+    #[test]
+    fn engine_errors_map_to_these_statuses() {
+        let expected = [
+            (ErrorCode::InvalidArgument, 400, "invalid-argument"),
+            (ErrorCode::InvalidEncoding, 400, "invalid-encoding"),
+            (ErrorCode::Timeout, 504, "timeout"),
+            (ErrorCode::RuntimeError, 500, "runtime-error"),
+            (
+                ErrorCode::UnsupportedOperation,
+                422,
+                "unsupported-operation",
+            ),
+            (ErrorCode::TooLarge, 413, "too-large"),
+            (ErrorCode::NotFound, 400, "unknown-input"),
+            (ErrorCode::Security, 403, "security"),
+            (ErrorCode::Unknown, 500, "unknown"),
+        ];
+        for (code, status, name) in expected {
+            let e = ApiError::from_nn(code, String::new());
+            assert_eq!((e.status, e.code), (status, name), "{code}");
+        }
     }
 }

@@ -209,43 +209,32 @@ fn input(
     })
 }
 
-fn st_dtype(d: safetensors::Dtype) -> Option<DType> {
+/// safetensors' name for each element type, in `DType::ALL`'s order.
+const ST_DTYPES: [safetensors::Dtype; 13] = {
     use safetensors::Dtype as S;
-    Some(match d {
-        S::F16 => DType::F16,
-        S::BF16 => DType::Bf16,
-        S::F32 => DType::F32,
-        S::F64 => DType::F64,
-        S::I8 => DType::I8,
-        S::I16 => DType::I16,
-        S::I32 => DType::I32,
-        S::I64 => DType::I64,
-        S::U8 => DType::U8,
-        S::U16 => DType::U16,
-        S::U32 => DType::U32,
-        S::U64 => DType::U64,
-        S::BOOL => DType::Bool,
-        _ => return None,
-    })
+    [
+        S::F16,
+        S::BF16,
+        S::F32,
+        S::F64,
+        S::I8,
+        S::I16,
+        S::I32,
+        S::I64,
+        S::U8,
+        S::U16,
+        S::U32,
+        S::U64,
+        S::BOOL,
+    ]
+};
+
+fn st_dtype(s: safetensors::Dtype) -> Option<DType> {
+    DType::ALL.into_iter().find(|&d| to_st_dtype(d) == s)
 }
 
 fn to_st_dtype(d: DType) -> safetensors::Dtype {
-    use safetensors::Dtype as S;
-    match d {
-        DType::F16 => S::F16,
-        DType::Bf16 => S::BF16,
-        DType::F32 => S::F32,
-        DType::F64 => S::F64,
-        DType::I8 => S::I8,
-        DType::I16 => S::I16,
-        DType::I32 => S::I32,
-        DType::I64 => S::I64,
-        DType::U8 => S::U8,
-        DType::U16 => S::U16,
-        DType::U32 => S::U32,
-        DType::U64 => S::U64,
-        DType::Bool => S::BOOL,
-    }
+    ST_DTYPES[d as usize]
 }
 
 fn too_large_body() -> ApiError {
@@ -436,6 +425,16 @@ pub fn encode_outputs(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn safetensors_dtypes_pair_with_the_tables() {
+        for d in super::DType::ALL {
+            let s = super::to_st_dtype(d);
+            assert_eq!(s.bitsize(), 8 * d.size(), "{d:?}");
+            assert_eq!(format!("{s:?}"), d.engine_name().to_uppercase(), "{d:?}");
+            assert_eq!(super::st_dtype(s), Some(d));
+        }
+    }
+
     use super::*;
     use serde_json::{json, Value};
 

@@ -30,21 +30,15 @@ impl errors::Guest for Engine {
     type Error = ErrorRep;
 }
 
+// The one conversion between the tables and this binding's WIT types.
+nn_tables::wit_conversions!(
+    tensor_type = tensor::TensorType,
+    error_code = errors::ErrorCode,
+);
+
 impl errors::GuestError for ErrorRep {
     fn code(&self) -> errors::ErrorCode {
-        use crate::ErrorCode as C;
-        use errors::ErrorCode as W;
-        match self.0.code {
-            C::InvalidArgument => W::InvalidArgument,
-            C::InvalidEncoding => W::InvalidEncoding,
-            C::Timeout => W::Timeout,
-            C::RuntimeError => W::RuntimeError,
-            C::UnsupportedOperation => W::UnsupportedOperation,
-            C::TooLarge => W::TooLarge,
-            C::NotFound => W::NotFound,
-            C::Security => W::Security,
-            C::Unknown => W::Unknown,
-        }
+        self.0.code.into()
     }
 
     fn data(&self) -> String {
@@ -54,34 +48,6 @@ impl errors::GuestError for ErrorRep {
 
 struct TensorRep(TensorData);
 
-fn to_wit_type(t: crate::ElementType) -> tensor::TensorType {
-    use crate::ElementType as E;
-    use tensor::TensorType as W;
-    match t {
-        E::F16 => W::Fp16,
-        E::F32 => W::Fp32,
-        E::F64 => W::Fp64,
-        E::Bf16 => W::Bf16,
-        E::U8 => W::U8,
-        E::I32 => W::I32,
-        E::I64 => W::I64,
-    }
-}
-
-fn from_wit_type(t: tensor::TensorType) -> crate::ElementType {
-    use crate::ElementType as E;
-    use tensor::TensorType as W;
-    match t {
-        W::Fp16 => E::F16,
-        W::Fp32 => E::F32,
-        W::Fp64 => E::F64,
-        W::Bf16 => E::Bf16,
-        W::U8 => E::U8,
-        W::I32 => E::I32,
-        W::I64 => E::I64,
-    }
-}
-
 impl tensor::Guest for Engine {
     type Tensor = TensorRep;
 }
@@ -89,13 +55,13 @@ impl tensor::Guest for Engine {
 impl tensor::GuestTensor for TensorRep {
     // The constructor cannot fail in wasi-nn, so sizes are checked by `compute`.
     fn new(dimensions: Vec<u32>, ty: tensor::TensorType, data: Vec<u8>) -> Self {
-        TensorRep(TensorData::new(dimensions, from_wit_type(ty), data))
+        TensorRep(TensorData::new(dimensions, ty.into(), data))
     }
     fn dimensions(&self) -> Vec<u32> {
         self.0.dims.clone()
     }
     fn ty(&self) -> tensor::TensorType {
-        to_wit_type(self.0.ty)
+        self.0.ty.into()
     }
     fn data(&self) -> Vec<u8> {
         self.0.data.clone()
@@ -180,7 +146,7 @@ fn tensor_info(io: &IoInfo) -> intro::TensorInfo {
     intro::TensorInfo {
         name: io.name.clone(),
         element_type: io.element_name(),
-        carrier: io.carrier().map(to_wit_type),
+        carrier: io.carrier().map(Into::into),
         shape: io.shape.as_ref().map(|dims| {
             dims.iter()
                 .map(|d| match d {

@@ -1,7 +1,8 @@
 //! What a loaded graph takes and gives: the model introspection that wasi-nn has no word for.
 use crate::format::Format;
 use crate::onnx_ops::narrow::Narrow;
-use crate::tensor::{datum_name, ElementType, TensorData};
+use crate::tensor::{carrier_for, datum_name, ElementType, TensorData};
+use std::fmt;
 use tract_hir::infer::{Factoid, InferenceFact};
 use tract_onnx::prelude::*;
 
@@ -11,6 +12,16 @@ pub enum Dim {
     /// A named dimension (`batch`), fixed only by the tensors given to `compute`.
     Symbolic(String),
     Unknown,
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dim::Fixed(n) => write!(f, "{n}"),
+            Dim::Symbolic(s) => f.write_str(s),
+            Dim::Unknown => f.write_str("?"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,32 +47,16 @@ impl IoInfo {
     pub fn carrier(&self) -> Option<ElementType> {
         match self.narrow {
             Some(n) => Some(n.carrier()),
-            None => self.datum.and_then(ElementType::carrier_for),
+            None => self.datum.and_then(carrier_for),
         }
     }
 
     /// `f32[batch,1,8,8]`, in the same notation as [`TensorData::signature`].
     pub fn signature(&self) -> String {
-        let ty = match self.carrier() {
-            Some(c) if self.element_name() != c.as_str() => {
-                format!("{} (as {})", self.element_name(), c.as_str())
-            }
-            _ => self.element_name(),
-        };
-        let dt_name = ty;
+        let ty = nn_tables::type_label(&self.element_name(), self.carrier());
         match &self.shape {
-            None => format!("{dt_name}[..]"),
-            Some(dims) => {
-                let d: Vec<String> = dims
-                    .iter()
-                    .map(|d| match d {
-                        Dim::Fixed(n) => n.to_string(),
-                        Dim::Symbolic(s) => s.clone(),
-                        Dim::Unknown => "?".into(),
-                    })
-                    .collect();
-                format!("{dt_name}[{}]", d.join(","))
-            }
+            None => nn_tables::signature_unranked(&ty),
+            Some(dims) => nn_tables::signature(&ty, dims),
         }
     }
 

@@ -1,36 +1,9 @@
 //! Errors in wasi-nn terms: a code a program can branch on and a message a person can act on.
 use std::fmt;
 
-/// Mirrors `wasi:nn/errors.error-code`, so the native engine and the component report alike.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    InvalidArgument,
-    InvalidEncoding,
-    Timeout,
-    RuntimeError,
-    UnsupportedOperation,
-    TooLarge,
-    NotFound,
-    Security,
-    Unknown,
-}
-
-impl ErrorCode {
-    /// The kebab-case name used in the WIT and in every user-facing message.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidArgument => "invalid-argument",
-            ErrorCode::InvalidEncoding => "invalid-encoding",
-            ErrorCode::Timeout => "timeout",
-            ErrorCode::RuntimeError => "runtime-error",
-            ErrorCode::UnsupportedOperation => "unsupported-operation",
-            ErrorCode::TooLarge => "too-large",
-            ErrorCode::NotFound => "not-found",
-            ErrorCode::Security => "security",
-            ErrorCode::Unknown => "unknown",
-        }
-    }
-}
+/// The wasi-nn error codes (`nn-tables`: names, HTTP statuses), so the native engine and the
+/// component report alike.
+pub use nn_tables::ErrorCode;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NnError {

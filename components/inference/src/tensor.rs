@@ -7,66 +7,46 @@
 use crate::error::{NnError, NnResult};
 use tract_onnx::prelude::*;
 
-/// Mirrors `wasi:nn/tensor.tensor-type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ElementType {
-    F16,
-    F32,
-    F64,
-    Bf16,
-    U8,
-    I32,
-    I64,
+use nn_tables::DType;
+/// wasi-nn's `tensor-type`, with its names and widths (`nn-tables`).
+pub use nn_tables::ElementType;
+
+/// A tract type as the element types the tables know (quantized types by their storage; shape
+/// computations' symbolic dims as i64, concrete by the time a plan runs).
+fn table_dtype(dt: DatumType) -> Option<DType> {
+    Some(match dt.unquantized() {
+        DatumType::F16 => DType::F16,
+        DatumType::F32 => DType::F32,
+        DatumType::F64 => DType::F64,
+        DatumType::Bool => DType::Bool,
+        DatumType::U8 => DType::U8,
+        DatumType::U16 => DType::U16,
+        DatumType::U32 => DType::U32,
+        DatumType::U64 => DType::U64,
+        DatumType::I8 => DType::I8,
+        DatumType::I16 => DType::I16,
+        DatumType::I32 => DType::I32,
+        DatumType::I64 | DatumType::TDim => DType::I64,
+        _ => return None,
+    })
 }
 
-impl ElementType {
-    pub fn size(self) -> usize {
-        match self {
-            ElementType::U8 => 1,
-            ElementType::F16 | ElementType::Bf16 => 2,
-            ElementType::F32 | ElementType::I32 => 4,
-            ElementType::F64 | ElementType::I64 => 8,
-        }
-    }
+/// The carrier for a model's element type, or None when wasi-nn cannot carry it at all.
+pub fn carrier_for(dt: DatumType) -> Option<ElementType> {
+    table_dtype(dt).map(DType::carrier)
+}
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ElementType::F16 => "f16",
-            ElementType::F32 => "f32",
-            ElementType::F64 => "f64",
-            ElementType::Bf16 => "bf16",
-            ElementType::U8 => "u8",
-            ElementType::I32 => "i32",
-            ElementType::I64 => "i64",
-        }
-    }
-
-    /// The carrier for a model's element type, or None when wasi-nn cannot carry it at all.
-    pub fn carrier_for(dt: DatumType) -> Option<ElementType> {
-        Some(match dt.unquantized() {
-            DatumType::F16 => ElementType::F16,
-            DatumType::F32 => ElementType::F32,
-            DatumType::F64 => ElementType::F64,
-            DatumType::U8 | DatumType::Bool => ElementType::U8,
-            DatumType::I8 | DatumType::I16 | DatumType::U16 | DatumType::I32 => ElementType::I32,
-            // Shape computations yield symbolic dims, concrete by the time a plan runs.
-            DatumType::U32 | DatumType::U64 | DatumType::I64 | DatumType::TDim => ElementType::I64,
-            _ => return None,
-        })
-    }
-
-    /// The tract type for data that arrives in this carrier when the model does not say.
-    fn natural_datum(self) -> Option<DatumType> {
-        Some(match self {
-            ElementType::F16 => DatumType::F16,
-            ElementType::F32 => DatumType::F32,
-            ElementType::F64 => DatumType::F64,
-            ElementType::U8 => DatumType::U8,
-            ElementType::I32 => DatumType::I32,
-            ElementType::I64 => DatumType::I64,
-            ElementType::Bf16 => return None,
-        })
-    }
+/// The tract type for data that arrives in a carrier when the model does not say.
+fn natural_datum(ty: ElementType) -> Option<DatumType> {
+    Some(match ty {
+        ElementType::F16 => DatumType::F16,
+        ElementType::F32 => DatumType::F32,
+        ElementType::F64 => DatumType::F64,
+        ElementType::U8 => DatumType::U8,
+        ElementType::I32 => DatumType::I32,
+        ElementType::I64 => DatumType::I64,
+        ElementType::Bf16 => return None,
+    })
 }
 
 /// A model's element type as people write it (`f32`, `bool`, `qu8`...).
@@ -98,8 +78,7 @@ impl TensorData {
 
     /// `f32[1,1,8,8]`, the form every shape message uses.
     pub fn signature(&self) -> String {
-        let dims: Vec<String> = self.dims.iter().map(|d| d.to_string()).collect();
-        format!("{}[{}]", self.ty.as_str(), dims.join(","))
+        nn_tables::signature(self.ty.as_str(), &self.dims)
     }
 
     /// Element count, or an error when the dims overflow or pass the limit.
@@ -137,11 +116,11 @@ impl TensorData {
         let shape: Vec<usize> = self.dims.iter().map(|&d| d as usize).collect();
         let want = match want {
             Some(dt) => dt,
-            None => self.ty.natural_datum().ok_or_else(|| {
+            None => natural_datum(self.ty).ok_or_else(|| {
                 NnError::unsupported("bf16 tensors are not supported by this engine")
             })?,
         };
-        if ElementType::carrier_for(want) != Some(self.ty) {
+        if carrier_for(want) != Some(self.ty) {
             return Err(NnError::invalid(format!(
                 "expected {}, got {}",
                 datum_name(want),
@@ -190,7 +169,7 @@ impl TensorData {
             return Self::from_tract(&ints);
         }
         let dt = t.datum_type();
-        let ty = ElementType::carrier_for(dt).ok_or_else(|| {
+        let ty = carrier_for(dt).ok_or_else(|| {
             NnError::unsupported(format!(
                 "output of type {} cannot be carried by wasi-nn",
                 datum_name(dt)
