@@ -10,8 +10,14 @@ Copies into SITE/models/ (next to build/web's digits.onnx):
                                   fetched into CACHE with pip, with its input fixed at 1x3x640x640
                                   (the model's H and W are free; a fixed shape lets every engine plan
                                   once and makes the figures comparable)
+and benches build/web's PII model as it is (pii-rampart.onnx: Rampart BERT, 6 layers, 4-bit
+MatMulNBits weights: the transformer and the quantized model), on the first two of tests/text/notes.py's
+notes joined into one text (about 200 tokens): our engine gets the text (tokenized in the sandbox's worker, as a page
+runs it), onnxruntime-web the ids `tokenizers` (Python) makes of it from the same tokenizer.json,
+so outputs agree only if both tokenizations do;
 adds them to SITE/models/manifest.json with sha256/size/SRI as models/manifest.json has them, and
-writes SITE/bench/config.json: per model its file, input name/shape and output name.
+writes SITE/bench/config.json: per model its file, input name/shape and output name (a text
+model: its text, and its int64 inputs as ids).
 """
 import base64
 import glob
@@ -24,10 +30,16 @@ import sys
 import zipfile
 
 import onnx
+from tokenizers import Tokenizer
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "text"))
+from notes import NOTES  # noqa: E402
 
 RAPIDOCR = "rapidocr-onnxruntime==1.4.4"
 DET_IN_WHEEL = "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx"
 DET_SIDE = 640
+# Text models of build/web's manifest (models/fetch.py put them there) benched on a fixed text.
+TEXT_MODELS = ["pii"]
 
 
 def det_model(cache: str) -> onnx.ModelProto:
@@ -63,6 +75,23 @@ def io_spec(m: onnx.ModelProto) -> dict:
     return {"input": ins[0].name, "shape": shape, "output": m.graph.output[0].name}
 
 
+def text_spec(site: str, entry: dict) -> dict:
+    """The bench text as the sandbox tokenizes it (one window: no truncation), and its ids as int64 feeds."""
+    text = "\n\n".join(NOTES[:2])
+    tok = Tokenizer.from_file(os.path.join(site, "models", entry["tokenizer"]["file"]))
+    tok.enable_truncation(entry["tokenizer"]["max_length"], stride=entry["tokenizer"]["stride"])
+    e = tok.encode(text)
+    if e.overflowing:
+        sys.exit("prepare.py: the bench text does not fit one window")
+    n = len(e.ids)
+    feeds = {"input_ids": e.ids, "attention_mask": e.attention_mask, "token_type_ids": [0] * n}
+    names = [i["name"] for i in entry["inputs"]]
+    if sorted(names) != sorted(feeds):
+        sys.exit(f"prepare.py: {entry['name']} inputs are {names}, expected {sorted(feeds)}")
+    return {"text": text, "inputs": [{"name": k, "dtype": "int64", "shape": [1, n], "data": feeds[k]} for k in names],
+            "output": entry["outputs"][0]["name"]}
+
+
 def main() -> None:
     site, cache = sys.argv[1], sys.argv[2]
     os.makedirs(cache, exist_ok=True)
@@ -95,6 +124,14 @@ def main() -> None:
                 "name": name, "file": file, "format": "onnx", "size": len(data), "license": lic, "source": source,
                 "sha256": digest.hexdigest(), "integrity": "sha256-" + base64.b64encode(digest.digest()).decode(),
             })
+    for name in TEXT_MODELS:
+        entry = next(m for m in manifest["models"] if m["name"] == name)
+        data = open(os.path.join(models_dir, entry["file"]), "rb").read()
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            sys.exit(f"prepare.py: {entry['file']} does not match its manifest entry")
+        config["models"].append({"name": name, "file": entry["file"], "size": len(data), "sha256": entry["sha256"],
+                                 "source": entry["fetched_from"]["package"] + " wheel: " + entry["fetched_from"]["member"],
+                                 "license": entry["license"], **text_spec(site, entry)})
     with open(manifest_path, "w") as f:
         json.dump(manifest, f, indent=2, sort_keys=True)
         f.write("\n")
@@ -103,7 +140,8 @@ def main() -> None:
         json.dump(config, f, indent=2)
         f.write("\n")
     for m in config["models"]:
-        print(f"{m['name']:<11} {m['size']:>9} bytes  {m['input']} {m['shape']}")
+        io = f"{m['input']} {m['shape']}" if "input" in m else " ".join(f"{i['name']} {i['shape']}" for i in m["inputs"])
+        print(f"{m['name']:<11} {m['size']:>9} bytes  {io}")
 
 
 if __name__ == "__main__":

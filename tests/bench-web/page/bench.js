@@ -3,7 +3,9 @@
 // Time to first result is performance.now() when the first output arrives: from this page's
 // navigation start, through downloading, compiling and loading the engine and model, to one run.
 // Then R warm runs, each timed on this page's clock. Results land in globalThis.__bench.
-// Both engines get the same input: a seeded pseudo-random tensor in [0, 1).
+// Both engines get the same input: a seeded pseudo-random tensor in [0, 1); a text model
+// (config.json has its text) gets its text in ours (tokenized in the sandbox's worker, as a page
+// runs it) and the ids prepare.py tokenized from it in onnxruntime-web.
 const q = new URLSearchParams(location.search);
 const engine = q.get("engine");
 const threads = Number(q.get("threads") ?? 1);
@@ -40,7 +42,7 @@ async function ours(model, input) {
   frame.src = "../sandbox.html";
   document.body.append(frame);
   const ctx = await SecureContext.open({ frame, model: model.name, timeoutMs: 600000, connectTimeoutMs: 60000 });
-  const feed = { [model.input]: { data: input, shape: model.shape } };
+  const feed = model.text != null ? { text: model.text } : { [model.input]: { data: input, shape: model.shape } };
   const first = await ctx.run(feed);
   const ttfr = performance.now();
   const warm = [];
@@ -87,12 +89,13 @@ async function ort(model, input) {
     worker.postMessage({ ...msg, id });
   });
   const info = await call({ type: "load", file: model.file, threads });
-  const first = await call({ type: "run", input, inputName: model.input, shape: model.shape, outputName: model.output });
+  const inputs = model.inputs ?? [{ name: model.input, dtype: "float32", shape: model.shape, data: input }];
+  const first = await call({ type: "run", inputs, outputName: model.output });
   const ttfr = performance.now();
   const warm = [];
   for (let i = 0; i < runs; i++) {
     const t = performance.now();
-    await call({ type: "run", input, inputName: model.input, shape: model.shape, outputName: model.output });
+    await call({ type: "run", inputs, outputName: model.output });
     warm.push(performance.now() - t);
   }
   worker.terminate();
@@ -104,7 +107,7 @@ async function ort(model, input) {
     const config = await (await fetch("config.json")).json();
     const model = config.models.find((m) => m.name === modelName);
     if (!model) throw new Error(`no model ${modelName} in config.json`);
-    const input = randomInput(model.shape.reduce((a, b) => a * b, 1), 20260127);
+    const input = model.shape ? randomInput(model.shape.reduce((a, b) => a * b, 1), 20260127) : null;
     const r = engine === "ours" ? await ours(model, input) : engine === "ort" ? await ort(model, input) : null;
     if (!r) throw new Error(`unknown engine ${engine}`);
     globalThis.__bench = {

@@ -1,7 +1,7 @@
 // onnxruntime-web's wasm backend in a module worker, for the bench page (bench.js): a worker is
 // the one context of the runtime's policy whose CSP lets wasm compile.
 //   {type: "load", id, file, threads} -> {id, detail}
-//   {type: "run", id, input: Float32Array, inputName, shape, outputName} -> {id, output: {data, shape}}
+//   {type: "run", id, inputs: [{name, dtype: "float32"|"int64", shape, data}], outputName} -> {id, output: {data, shape}}
 
 /**
  * The worker's CSP requires Trusted Types, and onnxruntime-web's threaded build starts its
@@ -45,8 +45,11 @@ async function load({ file, threads }) {
   return { detail: { numThreads: ort.env.wasm.numThreads, version: ort.env.versions?.web ?? null, crossOriginIsolated, inWorker: true } };
 }
 
-async function run({ input, inputName, shape, outputName }) {
-  const out = (await session.run({ [inputName]: new ort.Tensor("float32", input, shape) }))[outputName];
+const TYPED = { float32: (d) => (d instanceof Float32Array ? d : Float32Array.from(d)), int64: (d) => BigInt64Array.from(d, BigInt) };
+
+async function run({ inputs, outputName }) {
+  const feeds = Object.fromEntries(inputs.map((i) => [i.name, new ort.Tensor(i.dtype, TYPED[i.dtype](i.data), i.shape)]));
+  const out = (await session.run(feeds))[outputName];
   return { output: { data: out.data, shape: out.dims } };
 }
 
