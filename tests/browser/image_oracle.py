@@ -180,9 +180,9 @@ def preprocess(rgb: np.ndarray, spec: dict) -> np.ndarray:
 def run_model(path: Path, fmt: str, x: np.ndarray) -> dict[str, np.ndarray]:
     if fmt == "tflite":
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
-        from test_third_party import litert_model  # MediaPipe's custom transposed convolution as LiteRT's builtin
+        from litert_ref import litert_model  # MediaPipe's custom transposed convolution as LiteRT's builtin
 
-        it = Interpreter(model_content=litert_model(path), num_threads=1, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        it = Interpreter(model_content=litert_model(path.read_bytes()), num_threads=1, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
         it.allocate_tensors()
         it.set_tensor(it.get_input_details()[0]["index"], x)
         it.invoke()
