@@ -24,27 +24,13 @@
 // applied here, as in numpy; other formats are decoded at the model's rate by the browser.
 
 import { audioWindows, LinearResampler, postprocess } from "./media.js";
+import { el, deviceError } from "./sandbox-ui.js";
 
 const MAX_FILE_BYTES = 64 * 1024 * 1024;
 const MAX_SECONDS = 30 * 60;
 
 /** @typedef {import("./sandbox-image.js").Outputs} Outputs */
 /** @typedef {{ name: string, shape: number[], data: Float32Array | BigInt64Array | Int32Array, type: string }} Feed */
-
-/**
- * @param {string} tag @param {Record<string, any>} [props] @param {...(Node | string)} children
- * @returns {any}
- */
-function el(tag, props = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === "dataset") Object.assign(e.dataset, v);
-    else if (k in e) /** @type {any} */ (e)[k] = v;
-    else e.setAttribute(k, v);
-  }
-  e.append(...children);
-  return e;
-}
 
 /** A scalar or zeros of an input's declared type. @param {string | null} carrier @param {number} n @param {number} [v] */
 function typed(carrier, n, v = 0) {
@@ -175,15 +161,6 @@ export function describeAudio(result, outputs, windows) {
   return o ? `${windows} windows; ${name}: [${o.shape.join(", ")}]` : "";
 }
 
-/** Why the microphone cannot be used here, in words the user (and the app's developer) can act on. */
-function microphoneError(/** @type {any} */ e) {
-  if (e?.name === "NotAllowedError" || e?.name === "SecurityError") {
-    return "the microphone is not allowed in this frame (the app must enable it: iframe allow=\"microphone\"; or the browser or user refused)";
-  }
-  if (e?.name === "NotFoundError" || e?.name === "OverconstrainedError") return "no microphone found";
-  return `cannot open the microphone: ${e?.message ?? e}`;
-}
-
 /**
  * The audio file picker, wired to the pipeline.
  * @param {{ pipeline: ReturnType<typeof audioPipeline>, spec: Record<string, any>,
@@ -282,7 +259,7 @@ export function mountMicrophoneInput({ pipeline, spec, send, rate }) {
     } catch (e) {
       for (const t of stream?.getTracks() ?? []) t.stop();
       halt();
-      out.value = microphoneError(e);
+      out.value = deviceError("microphone", e);
       box.dataset.state = "error";
       return;
     }

@@ -8,32 +8,9 @@
 // times a second (with report: true), never a frame.
 
 import { describeResult, drawResult, framePixels } from "./sandbox-image.js";
+import { el, deviceError } from "./sandbox-ui.js";
 
 /** @typedef {import("./sandbox-image.js").Outputs} Outputs */
-
-/**
- * @param {string} tag @param {Record<string, any>} [props] @param {...(Node | string)} children
- * @returns {any}
- */
-function el(tag, props = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === "dataset") Object.assign(e.dataset, v);
-    else if (k in e) /** @type {any} */ (e)[k] = v;
-    else e.setAttribute(k, v);
-  }
-  e.append(...children);
-  return e;
-}
-
-/** Why the camera cannot be used here, in words the user (and the app's developer) can act on. */
-function cameraError(/** @type {any} */ e) {
-  if (e?.name === "NotAllowedError" || e?.name === "SecurityError") {
-    return "the camera is not allowed in this frame (the app must enable it: iframe allow=\"camera\"; or the browser or user refused)";
-  }
-  if (e?.name === "NotFoundError" || e?.name === "OverconstrainedError") return "no camera found";
-  return `cannot open the camera: ${e?.message ?? e}`;
-}
 
 /**
  * Shows the camera UI and runs each frame through the pipeline.
@@ -78,7 +55,7 @@ export function mountCameraInput({ pipeline, send, rate }) {
       await video.play();
     } catch (e) {
       halt();
-      out.value = cameraError(e);
+      out.value = deviceError("camera", e);
       box.dataset.state = "error";
       return;
     }

@@ -11,6 +11,7 @@
 // gives (tests/browser/image-input.test.mjs checks it on PNGs).
 
 import { imageToTensor, postprocess } from "./media.js";
+import { el } from "./sandbox-ui.js";
 
 const MAX_FILE_BYTES = 32 * 1024 * 1024;
 const MAX_SIDE = 16384;
@@ -25,21 +26,6 @@ const PREVIEW_PX = 256;
  * @typedef {(pixels: Pixels) => Promise<{ outputs: Outputs, result: any, placement: Placement | null, boxes?: PictureBox[] | null }>} Pipeline
  */
 /** @typedef {{ rect: [number, number, number, number], label: string, score: number }} PictureBox */
-
-/**
- * @param {string} tag @param {Record<string, any>} [props] @param {...(Node | string)} children
- * @returns {any}
- */
-function el(tag, props = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === "dataset") Object.assign(e.dataset, v);
-    else if (k in e) /** @type {any} */ (e)[k] = v;
-    else e.setAttribute(k, v);
-  }
-  e.append(...children);
-  return e;
-}
 
 /**
  * The picked file's pixels, RGBA, as the file stores them.

@@ -6,19 +6,10 @@
 // show their result here, and post nothing. Built with DOM calls only: no innerHTML, nothing
 // for Trusted Types to refuse.
 
+import { el } from "./sandbox-ui.js";
+
 const PAD_PX = 224;
 const MAX_FILE_BYTES = 16 * 1024 * 1024;
-
-function el(tag, props = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === "dataset") Object.assign(e.dataset, v);
-    else if (k in e) e[k] = v;
-    else e.setAttribute(k, v);
-  }
-  e.append(...children);
-  return e;
-}
 
 /**
  * Shows the input UI for the model's single input.

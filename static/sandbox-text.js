@@ -4,6 +4,7 @@
 
 import { checkText } from "./protocol.js";
 import { entities, pieces } from "./text.js";
+import { el } from "./sandbox-ui.js";
 
 const MAX_TOKENIZER_BYTES = 64 * 1024 * 1024;
 
@@ -33,17 +34,6 @@ export function tokenizerSpec(entry, manifestUrl, hexToBase64) {
     stride: t.stride,
     url: new URL(`./${t.file}`, manifestUrl).href,
   };
-}
-
-function el(tag, props = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === "dataset") Object.assign(e.dataset, v);
-    else if (k in e) e[k] = v;
-    else e.setAttribute(k, v);
-  }
-  e.append(...children);
-  return e;
 }
 
 /**
