@@ -2,7 +2,8 @@
 """onnxruntime (1 intra-op thread) load time and latency for one model, as JSON.
 
 Inputs follow onnx's backend runner: arange(n)/n, free dimensions set to 1 -- the same inputs
-`secure-context bench` gives the engine.
+`secure-context bench` gives the engine -- except those given as `--input NAME=FILE.npy` (the
+same files `secure-context bench --input` reads).
 """
 import argparse
 import json
@@ -19,6 +20,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
     ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy")
     args = ap.parse_args()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
@@ -26,11 +28,17 @@ def main() -> None:
     t0 = time.perf_counter()
     sess = ort.InferenceSession(args.model, opts, providers=["CPUExecutionProvider"])
     load_ms = (time.perf_counter() - t0) * 1e3
+    given = dict(spec.split("=", 1) for spec in args.input)
     feeds = {}
     for i in sess.get_inputs():
+        if i.name in given:
+            feeds[i.name] = np.load(given.pop(i.name))
+            continue
         shape = [d if isinstance(d, int) else 1 for d in i.shape]
         n = int(np.prod(shape))
         feeds[i.name] = (np.arange(n).reshape(shape) / n).astype(DTYPES[i.type])
+    if given:
+        raise SystemExit(f"ort_bench.py: the model has no input {sorted(given)}")
     t0 = time.perf_counter()
     sess.run(None, feeds)
     first_ms = (time.perf_counter() - t0) * 1e3

@@ -24,7 +24,7 @@
 // applied here, as in numpy; other formats are decoded at the model's rate by the browser.
 
 import { audioWindows, LinearResampler, postprocess } from "./media.js";
-import { el, deviceError } from "./sandbox-ui.js";
+import { el, deviceError, keptNote, oneShot, onPick } from "./sandbox-ui.js";
 
 const MAX_FILE_BYTES = 64 * 1024 * 1024;
 const MAX_SECONDS = 30 * 60;
@@ -169,49 +169,21 @@ export function describeAudio(result, outputs, windows) {
 export function mountAudioFileInput({ pipeline, spec, send }) {
   const out = el("output", { className: "in-out", dataset: { role: "result" } });
   const pick = el("input", { type: "file", accept: "audio/*,.wav", dataset: { role: "file" } });
-  const note = el("p", { className: "in-note" },
-    send
-      ? "Your recording stays in this sandbox; only the model's output goes to the app, when you press Send."
-      : "Your recording stays in this sandbox; nothing is sent to the app.");
-  const box = el("section", { className: "in-box", dataset: { role: "input" } }, note, el("label", {}, "Audio: ", pick), out);
-  /** @type {{ outputs: Outputs, result: any } | null} */ let last = null;
-  const sendBtn = el("button", { type: "button", className: "in-btn in-primary", dataset: { role: "send" }, disabled: true }, "Send to the app");
-  sendBtn.addEventListener("click", () => {
-    if (!last || !send) return;
-    send(last.outputs, last.result);
-    last = null;
-    sendBtn.disabled = true;
-    box.dataset.sent = String(Number(box.dataset.sent ?? 0) + 1);
-  });
-  if (send) box.append(el("div", { className: "in-row" }, sendBtn));
+  const box = el("section", { className: "in-box", dataset: { role: "input" } },
+    keptNote("Your recording", send !== null), el("label", {}, "Audio: ", pick), out);
+  const runs = oneShot(box, send);
+  if (runs.sendRow) box.append(runs.sendRow);
   document.body.append(box);
   document.documentElement.dataset.ui = "input";
 
-  let busy = Promise.resolve();
-  pick.addEventListener("change", () => {
-    const file = pick.files?.[0];
-    pick.value = ""; // the same file can be picked again; no reference kept
-    if (!file) return;
-    busy = busy.then(async () => {
-      out.value = "running…";
-      box.dataset.state = "running";
-      last = null;
-      sendBtn.disabled = true;
-      try {
-        const { channels, rate } = await decodeAudio(file, spec.sample_rate);
-        pipeline.reset();
-        const r = await pipeline.runWindows(audioWindows(channels, rate, /** @type {any} */ (spec)));
-        out.value = describeAudio(r.result, r.outputs, r.windows);
-        last = r;
-        sendBtn.disabled = false;
-        box.dataset.state = "done";
-        box.dataset.runs = String(Number(box.dataset.runs ?? 0) + 1);
-      } catch (e) {
-        out.value = `cannot use this recording: ${e?.message ?? e}`;
-        box.dataset.state = "error";
-      }
-    });
-  });
+  onPick(pick, (file) => runs.run(async () => {
+    out.value = "running…";
+    const { channels, rate } = await decodeAudio(file, spec.sample_rate);
+    pipeline.reset();
+    const r = await pipeline.runWindows(audioWindows(channels, rate, /** @type {any} */ (spec)));
+    out.value = describeAudio(r.result, r.outputs, r.windows);
+    return [r.outputs, r.result];
+  }, (e) => { out.value = `cannot use this recording: ${e?.message ?? e}`; }));
   return box;
 }
 

@@ -11,7 +11,7 @@
 // gives (tests/browser/image-input.test.mjs checks it on PNGs).
 
 import { imageToTensor, postprocess } from "./media.js";
-import { el } from "./sandbox-ui.js";
+import { el, keptNote, oneShot, onPick } from "./sandbox-ui.js";
 
 const MAX_FILE_BYTES = 32 * 1024 * 1024;
 const MAX_SIDE = 16384;
@@ -207,55 +207,25 @@ export function drawResult(canvas, picture, w, h, result, placement, boxes) {
  *   send: posts outputs and result to the app; null when nothing may be sent (report: false).
  */
 export function mountImageInput({ pipeline, send }) {
-  const reporting = send !== null;
   const out = el("output", { className: "in-out", dataset: { role: "result" } });
   const pick = el("input", { type: "file", accept: "image/*", dataset: { role: "file" } });
   const view = el("canvas", { className: "in-view", width: 1, height: 1, dataset: { role: "view" } });
-  const note = el("p", { className: "in-note" },
-    reporting
-      ? "Your image stays in this sandbox; only the model's output goes to the app, when you press Send."
-      : "Your image stays in this sandbox; nothing is sent to the app.");
-  const box = el("section", { className: "in-box", dataset: { role: "input" } }, note,
+  const box = el("section", { className: "in-box", dataset: { role: "input" } }, keptNote("Your image", send !== null),
     el("label", {}, "Image: ", pick), el("div", { className: "in-row" }, view), out);
-  /** @type {{ outputs: Outputs, result: any } | null} */ let last = null;
-  const sendBtn = el("button", { type: "button", className: "in-btn in-primary", dataset: { role: "send" }, disabled: true }, "Send to the app");
-  sendBtn.addEventListener("click", () => {
-    if (!last || !send) return;
-    send(last.outputs, last.result);
-    last = null;
-    sendBtn.disabled = true;
-    box.dataset.sent = String(Number(box.dataset.sent ?? 0) + 1);
-  });
-  if (reporting) box.append(el("div", { className: "in-row" }, sendBtn));
+  const runs = oneShot(box, send);
+  if (runs.sendRow) box.append(runs.sendRow);
   document.body.append(box);
   document.documentElement.dataset.ui = "input";
 
-  let busy = Promise.resolve();
-  pick.addEventListener("change", () => {
-    const file = pick.files?.[0];
-    pick.value = ""; // the same file can be picked again; no reference kept
-    if (!file) return;
-    busy = busy.then(async () => {
-      out.value = "running…";
-      box.dataset.state = "running";
-      last = null;
-      sendBtn.disabled = true;
-      try {
-        const pixels = await decodeImage(file);
-        const r = await pipeline(pixels);
-        const bmp = await createImageBitmap(new ImageData(pixels.data, pixels.width, pixels.height));
-        drawResult(view, bmp, pixels.width, pixels.height, r.result, r.placement, r.boxes);
-        bmp.close();
-        out.value = describeResult(r.result, r.outputs);
-        last = r;
-        sendBtn.disabled = false;
-        box.dataset.state = "done";
-        box.dataset.runs = String(Number(box.dataset.runs ?? 0) + 1);
-      } catch (e) {
-        out.value = `cannot use this image: ${e?.message ?? e}`;
-        box.dataset.state = "error";
-      }
-    });
-  });
+  onPick(pick, (file) => runs.run(async () => {
+    out.value = "running…";
+    const pixels = await decodeImage(file);
+    const r = await pipeline(pixels);
+    const bmp = await createImageBitmap(new ImageData(pixels.data, pixels.width, pixels.height));
+    drawResult(view, bmp, pixels.width, pixels.height, r.result, r.placement, r.boxes);
+    bmp.close();
+    out.value = describeResult(r.result, r.outputs);
+    return [r.outputs, r.result];
+  }, (e) => { out.value = `cannot use this image: ${e?.message ?? e}`; }));
   return box;
 }

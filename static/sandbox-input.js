@@ -6,7 +6,7 @@
 // show their result here, and post nothing. Built with DOM calls only: no innerHTML, nothing
 // for Trusted Types to refuse.
 
-import { el } from "./sandbox-ui.js";
+import { el, keptNote, oneShot, onPick } from "./sandbox-ui.js";
 
 const PAD_PX = 224;
 const MAX_FILE_BYTES = 16 * 1024 * 1024;
@@ -20,24 +20,10 @@ const MAX_FILE_BYTES = 16 * 1024 * 1024;
  *   send: posts outputs to the app (sandbox.js); null when nothing may be sent (report: false).
  */
 export function mountInput({ spec, labels, run, send }) {
-  const reporting = send !== null;
   const out = el("output", { className: "in-out", dataset: { role: "result" } });
   const pick = el("input", { type: "file", accept: ".npy,.json,.csv,.txt", dataset: { role: "file" } });
-  const note = el("p", { className: "in-note" },
-    reporting
-      ? "Your input stays in this sandbox; only the model's output goes to the app, when you press Send."
-      : "Your input stays in this sandbox; nothing is sent to the app.");
-  const box = el("section", { className: "in-box", dataset: { role: "input" } }, note);
-  /** The outputs of the last run, until they are sent or replaced. */
-  let last = null;
-  const sendBtn = el("button", { type: "button", className: "in-btn in-primary", dataset: { role: "send" }, disabled: true }, "Send to the app");
-  sendBtn.addEventListener("click", () => {
-    if (!last || !send) return;
-    send(last);
-    last = null;
-    sendBtn.disabled = true;
-    box.dataset.sent = String(Number(box.dataset.sent ?? 0) + 1);
-  });
+  const box = el("section", { className: "in-box", dataset: { role: "input" } }, keptNote("Your input", send !== null));
+  const runs = oneShot(box, send);
   const fixed = spec.shape.map((d) => (typeof d === "number" ? d : null));
   const dims = fixed.slice(-2);
   let pad = null;
@@ -45,7 +31,7 @@ export function mountInput({ spec, labels, run, send }) {
     pad = new Pad(dims[0], dims[1], () => submit(pad.grid()));
     const clear = el("button", { type: "button", className: "in-btn", dataset: { role: "clear" } }, "Clear");
     const again = el("button", { type: "button", className: "in-btn in-primary", dataset: { role: "run" } }, "Run");
-    clear.addEventListener("click", () => { pad.clear(); out.value = ""; last = null; sendBtn.disabled = true; });
+    clear.addEventListener("click", () => { pad.clear(); out.value = ""; runs.drop(); });
     again.addEventListener("click", () => submit(pad.grid()));
     box.append(el("div", { className: "in-row" }, pad.canvas,
       el("div", { className: "in-col" }, again, clear, el("label", {}, "or a file (.npy, .json, .csv): ", pick))));
@@ -53,11 +39,8 @@ export function mountInput({ spec, labels, run, send }) {
     box.append(el("label", {}, "Input file (.npy float32, .json or .csv numbers): ", pick));
   }
   box.append(out);
-  if (reporting) box.append(el("div", { className: "in-row" }, sendBtn));
-  pick.addEventListener("change", async () => {
-    const file = pick.files?.[0];
-    pick.value = ""; // the same file can be picked again; no reference kept
-    if (!file) return;
+  if (runs.sendRow) box.append(runs.sendRow);
+  onPick(pick, async (file) => {
     try {
       submit(await readNumbers(file));
     } catch (e) {
@@ -67,7 +50,6 @@ export function mountInput({ spec, labels, run, send }) {
   document.body.append(box);
   document.documentElement.dataset.ui = "input";
 
-  let busy = Promise.resolve();
   function submit(flat) {
     if (!flat) return;
     const per = fixed.reduce((a, b) => a * (b ?? 1), 1);
@@ -78,23 +60,12 @@ export function mountInput({ spec, labels, run, send }) {
     // At most one free dimension (the batch) absorbs the rest.
     const shape = fixed.map((d) => d ?? flat.length / per);
     const data = Float32Array.from(flat);
-    busy = busy.then(async () => {
+    runs.run(async () => {
       out.value = "running…";
-      box.dataset.state = "running";
-      last = null;
-      sendBtn.disabled = true;
-      try {
-        const r = await run({ name: spec.name, data, shape });
-        out.value = describe(r.outputs, labels);
-        last = r.outputs;
-        sendBtn.disabled = false;
-        box.dataset.state = "done";
-        box.dataset.runs = String(Number(box.dataset.runs ?? 0) + 1);
-      } catch (e) {
-        out.value = e?.message ?? String(e);
-        box.dataset.state = "error";
-      }
-    });
+      const r = await run({ name: spec.name, data, shape });
+      out.value = describe(r.outputs, labels);
+      return [r.outputs];
+    }, (e) => { out.value = e?.message ?? String(e); });
   }
 }
 

@@ -4,7 +4,7 @@
 
 import { checkText } from "./protocol.js";
 import { entities, pieces } from "./text.js";
-import { el } from "./sandbox-ui.js";
+import { el, keptNote, oneShot } from "./sandbox-ui.js";
 
 const MAX_TOKENIZER_BYTES = 64 * 1024 * 1024;
 
@@ -44,56 +44,31 @@ export function tokenizerSpec(entry, manifestUrl, hexToBase64) {
  *           run: (text: string) => Promise<{outputs: Record<string, {data: Float32Array, shape: number[]}>, windows: any[]}> }} options
  */
 export function mountTextInput({ labels, run, send }) {
-  const reporting = send !== null;
-  const note = el("p", { className: "in-note" },
-    reporting
-      ? "Your text stays in this sandbox; only the model's output goes to the app, when you press Send."
-      : "Your text stays in this sandbox; nothing is sent to the app.");
   const area = el("textarea", { className: "in-text", rows: 8, spellcheck: false, dataset: { role: "text" },
     placeholder: "Type or paste a note here" });
   const go = el("button", { type: "button", className: "in-btn in-primary", dataset: { role: "run" } }, "Find personal data");
   const out = el("div", { className: "in-marked", dataset: { role: "result" } });
-  /** The outputs of the last run, until they are sent or replaced. */
-  let last = null;
-  const sendBtn = el("button", { type: "button", className: "in-btn in-primary", dataset: { role: "send" }, disabled: true }, "Send to the app");
-  sendBtn.addEventListener("click", () => {
-    if (!last || !send) return;
-    send(last);
-    last = null;
-    sendBtn.disabled = true;
-    box.dataset.sent = String(Number(box.dataset.sent ?? 0) + 1);
-  });
-  const box = el("section", { className: "in-box", dataset: { role: "input" } }, note, area, el("div", { className: "in-row" }, go), out);
-  if (reporting) box.append(el("div", { className: "in-row" }, sendBtn));
+  const box = el("section", { className: "in-box", dataset: { role: "input" } }, keptNote("Your text", send !== null),
+    area, el("div", { className: "in-row" }, go), out);
+  const runs = oneShot(box, send);
+  if (runs.sendRow) box.append(runs.sendRow);
   document.body.append(box);
   document.documentElement.dataset.ui = "input";
 
-  let busy = Promise.resolve();
   go.addEventListener("click", () => {
     const text = area.value;
-    busy = busy.then(async () => {
+    runs.run(async () => {
       out.replaceChildren("running…");
-      box.dataset.state = "running";
-      last = null;
-      sendBtn.disabled = true;
-      try {
-        const problem = checkText(text);
-        if (problem) throw new Error(problem);
-        const r = await run(text);
-        const logits = Object.values(r.outputs)[0];
-        const found = labels ? entities(text, logits, r.windows, labels) : [];
-        out.replaceChildren(...pieces(text, found).map((p) => p.entity
-          ? el("mark", { title: `${p.entity.label} ${(p.entity.score * 100).toFixed(0)}%`, dataset: { label: p.entity.label } }, `[${p.entity.label}]`)
-          : p.text));
-        last = r.outputs;
-        sendBtn.disabled = false;
-        box.dataset.entities = String(found.length);
-        box.dataset.state = "done";
-        box.dataset.runs = String(Number(box.dataset.runs ?? 0) + 1);
-      } catch (e) {
-        out.replaceChildren(e?.message ?? String(e));
-        box.dataset.state = "error";
-      }
-    });
+      const problem = checkText(text);
+      if (problem) throw new Error(problem);
+      const r = await run(text);
+      const logits = Object.values(r.outputs)[0];
+      const found = labels ? entities(text, logits, r.windows, labels) : [];
+      out.replaceChildren(...pieces(text, found).map((p) => p.entity
+        ? el("mark", { title: `${p.entity.label} ${(p.entity.score * 100).toFixed(0)}%`, dataset: { label: p.entity.label } }, `[${p.entity.label}]`)
+        : p.text));
+      box.dataset.entities = String(found.length);
+      return [r.outputs];
+    }, (e) => { out.replaceChildren(e?.message ?? String(e)); });
   });
 }

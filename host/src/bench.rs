@@ -4,6 +4,7 @@ use crate::backend::{dummy_input, encoding_for};
 use crate::backend::{Backend, Native};
 use crate::runtime::WasmBackend;
 use anyhow::{Context, Result};
+use inference::TensorData;
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,9 +13,14 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// NAME=PATH of a model to measure; repeat. Inputs are arange(n)/n, free dims set to 1.
+    /// NAME=PATH of a model to measure; repeat. Inputs not given with --input are arange(n)/n,
+    /// free dims set to 1.
     #[arg(long = "model", value_name = "NAME=PATH", required = true)]
     models: Vec<String>,
+    /// MODEL:INPUT=FILE.npy: this input of that model (the NAME of its --model) from a file, for
+    /// every engine alike (e.g. a text model's int64 token ids, which arange cannot make).
+    #[arg(long = "input", value_name = "MODEL:INPUT=FILE.npy")]
+    inputs: Vec<String>,
     /// Timed runs per engine and model (after one warm-up run).
     #[arg(long, default_value_t = 30)]
     runs: usize,
@@ -24,6 +30,10 @@ pub struct BenchArgs {
     /// Write results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Do not measure the component's gzip and brotli sizes (brotli -11 of the whole component
+    /// takes about 40 s of CPU).
+    #[arg(long)]
+    skip_sizes: bool,
 }
 
 struct Figures {
@@ -34,15 +44,52 @@ struct Figures {
     p95_ms: f64,
 }
 
-fn measure(backend: &mut dyn Backend, bytes: &[u8], path: &Path, runs: usize) -> Result<Figures> {
+/// One model's inputs given as files: (input name, its path, its tensor).
+type Given = Vec<(String, PathBuf, TensorData)>;
+
+/// The `--input` files of the model named `model`.
+fn given_inputs(specs: &[String], model: &str) -> Result<Given> {
+    let mut out = vec![];
+    for spec in specs {
+        let (target, file) = spec
+            .split_once('=')
+            .with_context(|| format!("--input {spec}: expected MODEL:INPUT=FILE.npy"))?;
+        let (m, input) = target
+            .split_once(':')
+            .with_context(|| format!("--input {spec}: expected MODEL:INPUT=FILE.npy"))?;
+        if m == model {
+            let path = PathBuf::from(file);
+            let tensor = crate::npy::read(&path)?;
+            out.push((input.to_string(), path, tensor));
+        }
+    }
+    Ok(out)
+}
+
+fn measure(
+    backend: &mut dyn Backend,
+    bytes: &[u8],
+    path: &Path,
+    given: &Given,
+    runs: usize,
+) -> Result<Figures> {
     let started = Instant::now();
     let graph = backend.load(bytes, encoding_for(path))?;
     let load_ms = ms(started.elapsed());
     let desc = backend.describe(graph)?;
+    if let Some((name, ..)) = given
+        .iter()
+        .find(|(n, ..)| !desc.inputs.iter().any(|d| &d.name == n))
+    {
+        anyhow::bail!("--input: {} has no input \"{name}\"", path.display());
+    }
     let inputs: Vec<_> = desc
         .inputs
         .iter()
-        .map(|d| Ok((d.name.clone(), dummy_input(d)?)))
+        .map(|d| match given.iter().find(|(n, ..)| n == &d.name) {
+            Some((_, _, t)) => Ok((d.name.clone(), t.clone())),
+            None => Ok((d.name.clone(), dummy_input(d)?)),
+        })
         .collect::<Result<_>>()?;
     let t = Instant::now();
     backend.compute(graph, inputs.clone())?;
@@ -71,14 +118,16 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-fn onnxruntime(script: &Path, model: &Path, runs: usize) -> Option<Figures> {
-    let out = Command::new("python3")
-        .arg(script)
+fn onnxruntime(script: &Path, model: &Path, given: &Given, runs: usize) -> Option<Figures> {
+    let mut cmd = Command::new("python3");
+    cmd.arg(script)
         .arg(model)
         .arg("--runs")
-        .arg(runs.to_string())
-        .output()
-        .ok()?;
+        .arg(runs.to_string());
+    for (name, file, _) in given {
+        cmd.arg("--input").arg(format!("{name}={}", file.display()));
+    }
+    let out = cmd.output().ok()?;
     if !out.status.success() {
         eprintln!(
             "onnxruntime bench failed: {}",
@@ -120,11 +169,6 @@ fn fig_json(f: &Option<Figures>) -> serde_json::Value {
 }
 
 pub fn run(args: &BenchArgs, wasm: &Path) -> Result<()> {
-    let (raw, gz, br) = sizes(wasm)?;
-    println!(
-        "engine component {}: {raw} bytes raw, {gz} gzip -9, {br} brotli -11",
-        wasm.display()
-    );
     let mut component = WasmBackend::new(wasm, Duration::from_secs(600))?;
     let mut native = Native::default();
     let mut rows = vec![];
@@ -138,17 +182,18 @@ pub fn run(args: &BenchArgs, wasm: &Path) -> Result<()> {
             .with_context(|| format!("--model {spec}: expected NAME=PATH"))?;
         let path = Path::new(path);
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let w = measure(&mut component, &bytes, path, args.runs)?;
+        let given = given_inputs(&args.inputs, name)?;
+        let w = measure(&mut component, &bytes, path, &given, args.runs)?;
         // Native tract on its own thread: run on the component's thread, it leaves the CPU in a
         // state that slows the JIT-compiled wasm after it many times over (README "ONNX
         // conformance").
         let n = std::thread::scope(|s| {
-            s.spawn(|| measure(&mut native, &bytes, path, args.runs))
+            s.spawn(|| measure(&mut native, &bytes, path, &given, args.runs))
                 .join()
                 .expect("the native run panicked")
         })?;
         let o = if args.ort_script.is_file() {
-            onnxruntime(&args.ort_script, path, args.runs)
+            onnxruntime(&args.ort_script, path, &given, args.runs)
         } else {
             None
         };
@@ -168,6 +213,7 @@ pub fn run(args: &BenchArgs, wasm: &Path) -> Result<()> {
         }
         rows.push(json!({
             "model": name, "file": path.display().to_string(), "bytes": bytes.len(),
+            "inputs_from": given.iter().map(|(n, f, _)| json!({"input": n, "file": f.display().to_string()})).collect::<Vec<_>>(),
             "component": fig_json(&Some(w)), "native": fig_json(&Some(n)), "onnxruntime": fig_json(&o),
         }));
     }
@@ -175,9 +221,20 @@ pub fn run(args: &BenchArgs, wasm: &Path) -> Result<()> {
         "(ms; median of {} runs after one warm-up; onnxruntime with 1 intra-op thread)",
         args.runs
     );
+    // After the runs, so that a bad model or input is refused at once.
+    let engine_bytes = if args.skip_sizes {
+        serde_json::Value::Null
+    } else {
+        let (raw, gz, br) = sizes(wasm)?;
+        println!(
+            "engine component {}: {raw} bytes raw, {gz} gzip -9, {br} brotli -11",
+            wasm.display()
+        );
+        json!({"raw": raw, "gzip": gz, "brotli": br})
+    };
     if let Some(path) = &args.json {
         let doc = json!({
-            "engine_bytes": {"raw": raw, "gzip": gz, "brotli": br},
+            "engine_bytes": engine_bytes,
             "runs": args.runs,
             "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), "arch": std::env::consts::ARCH},
             "models": rows,

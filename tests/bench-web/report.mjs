@@ -105,7 +105,7 @@ const doc = {
       `time to first result = performance.now() at the first output (from navigation start: page, engine, model download, compile, load, one run), median over rounds; ` +
       `warm = ${browser.runs} runs split over the rounds, timed on the page (ours: the client's run() round trip page -> sandbox iframe -> worker); ` +
       `bytes = response bodies + headers seen by Chromium (engine + glue + model, page excluded); same seeded random input for all; outputs compared to onnxruntime-web 1 thread (max abs diff, tolerance ${browser.tolerance})`,
-    server: `secure-context bench --runs ${server.runs}: component on wasmtime, same engine native, onnxruntime (Python, 1 intra-op thread); inputs arange(n)/n`,
+    server: `secure-context bench --runs ${server.runs}: component on wasmtime, same engine native, onnxruntime (Python, 1 intra-op thread); inputs arange(n)/n, a text model's the int64 token ids onnxruntime-web got (.npy files, --input)`,
     served_by: "the edge app (target/wasm32-wasip2/wasm/edge.wasm) under `secure-context serve`, one origin and one header policy for both engines; onnxruntime-web's glue served as .js; its pthread workers created through a Trusted Types policy on the bench page (the CSP is unchanged)",
   },
   engine_sizes: engineSizes,
@@ -151,7 +151,7 @@ md.push("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const m of models) {
   const s = m.server, r = m.server_ratios;
   if (!s) {
-    md.push(`| ${m.model} | not run (\`secure-context bench\` makes float inputs only) | ${f(m.engines.ours.engine_compute_median_ms, 2)} | | | | | | |`);
+    md.push(`| ${m.model} | not in the server run | ${f(m.engines.ours.engine_compute_median_ms, 2)} | | | | | | |`);
     continue;
   }
   md.push(`| ${m.model} | ${f(s.component.median_ms, 2)} | ${f(m.engines.ours.engine_compute_median_ms, 2)} | ${f(s.native.median_ms, 2)} | ${f(s.onnxruntime?.median_ms, 2)} | ` +
