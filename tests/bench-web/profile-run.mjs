@@ -1,8 +1,9 @@
 // Where a warm run's time goes in the browser, outside the engine (not a test): serves the bench
-// site as scripts/bench-web does, opens our runtime on one model in headless Chromium, warms it,
-// then records Chromium's CPU profile (CDP Profiler) on the page's main thread (the page and the
-// sandbox document share it) and on the engine worker during N more runs, and prints the self
-// time of the hottest functions per thread, plus the round-trip median.
+// site as scripts/bench-web does, opens our runtime on one model in headless Chromium (from the
+// bench page, told to run no engine of its own), makes 200 warm-up runs, then records Chromium's
+// CPU profile (CDP Profiler) on the page, the sandbox document (its own process) and the engine
+// worker during N more runs, and prints each thread's self time per run by function, plus the
+// round-trip median. Needs the bench site: scripts/bench-web (a narrowed run is enough) builds it.
 //   node tests/bench-web/profile-run.mjs [SITE [EDGE]]   (default build/bench/web, build/bench/edge)
 // Env: PROFILE_MODEL (digits), PROFILE_RUNS (2000), PROFILE_OUT (build/bench/profile-run: the
 // .cpuprofile files, loadable in DevTools), PROFILE_INTERVAL_US (sampling interval, 50).
