@@ -8,6 +8,7 @@
 // retry} when the worker is stopped: the run `running` failed with `code`; with retry the page
 // sends its other unanswered port runs again (through this document until the next port comes).
 
+import { PortWatch } from "./run-port.js";
 import { SandboxError } from "./sandbox-error.js";
 
 /**
@@ -227,7 +228,7 @@ export class EngineSupervisor {
   cancelAll() {
     const queued = this.queue.splice(0);
     for (const t of queued) t.reject?.(new SandboxError("cancelled", "cancelled"));
-    const running = [...this.pending.keys()].length + (this.direct.running ? 1 : 0);
+    const running = [...this.pending.keys()].length + (this.direct.runningId() !== null ? 1 : 0);
     if (running > 0) {
       for (const [, p] of this.pending) {
         clearTimeout(p.timer);
@@ -246,11 +247,26 @@ export class EngineSupervisor {
   }
 }
 
-/** The page's direct port to the worker: offered, supervised, closed. */
+/**
+ * The page's direct port to the worker: offered, supervised, closed.
+ *
+ * Supervision of its runs: with a PortWatch (cross-origin isolated: always, where the runtime runs
+ * threaded), a watchdog timer reads the counters the worker keeps: when it fires and a run is in
+ * progress, the run is stopped (worker restarted) if it started timeoutMs or more ago, else the
+ * timer is set for that run's deadline; with no run in progress it is set timeoutMs ahead (a run
+ * that starts meanwhile cannot be due before). So a port run is stopped once it has run timeoutMs
+ * (measured from its start in the worker), as soon as this document's timers run, and never
+ * before; the same as with the per-run messages, whose timer started only when the notice
+ * arrived. The watchdog wakes once per timeoutMs however many runs go by. Without
+ * SharedArrayBuffer the worker sends port-run/port-done and each run gets its own timer.
+ */
 class DirectPort {
   /** @type {string | null} the parent's checked origin, once init succeeded */ origin = null;
   /** a port is out for the current worker */ offered = false;
-  /** @type {{ id: number, timer: any } | null} */ running = null;
+  /** @type {{ id: number, timer: any } | null} message mode: the run in progress */ running = null;
+  /** @type {PortWatch | null} the counters shared with the current worker */ watch = null;
+  /** @type {any} the watchdog's timer */ watchdog = 0;
+  /** the watch's ok runs already added to counters.runs */ okSeen = 0;
 
   /**
    * @param {EngineSupervisor} engine
@@ -268,15 +284,50 @@ class DirectPort {
     const w = this.engine.worker;
     if (!this.origin || !w || this.offered || this.state.state !== "ready" || this.state.privateRuns) return;
     const ch = new MessageChannel();
-    w.postMessage({ type: "port", port: ch.port1 }, [ch.port1]);
+    this.watch = PortWatch.available() ? new PortWatch() : null;
+    this.okSeen = 0;
+    w.postMessage({ type: "port", port: ch.port1, ...(this.watch ? { watch: this.watch.share() } : {}) }, [ch.port1]);
     this.reply(this.origin, { type: "port", id: 0 }, [ch.port2]);
     this.offered = true;
+    if (this.watch) this.arm(this.state.timeoutMs);
+  }
+
+  /** @param {number} ms */
+  arm(ms) {
+    clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(() => this.check(), Math.max(0, ms));
+  }
+
+  /** The watchdog (PortWatch mode). */
+  check() {
+    if (!this.watch || !this.offered) return;
+    const s = this.state;
+    const run = this.watch.running();
+    if (!run) return this.arm(s.timeoutMs);
+    const left = run.startedAt + s.timeoutMs - performance.now();
+    if (left > 0) return this.arm(left);
+    s.counters.timeouts++;
+    this.engine.restart({ code: "timeout", message: `no answer within ${s.timeoutMs} ms; the engine was stopped and restarted`, retry: true });
+  }
+
+  /** The id of the port run in progress, or null. */
+  runningId() {
+    return this.running?.id ?? this.watch?.running()?.id ?? null;
+  }
+
+  /** Adds the runs the worker finished ok since last time to counters.runs (PortWatch mode). */
+  sync() {
+    if (!this.watch) return;
+    const ok = this.watch.ok();
+    this.state.counters.runs += ok - this.okSeen;
+    this.okSeen = ok;
   }
 
   /** @param {any} msg port-run or port-done, from the worker */
   onWorker(msg) {
     const s = this.state;
     if (msg.type === "port-run") {
+      if (this.watch) return; // the worker keeps the watch; a stray notice changes nothing
       const id = msg.id;
       this.running = {
         id,
@@ -294,6 +345,8 @@ class DirectPort {
     else s.counters.errors++;
     s.render();
     if (msg.fatal) {
+      // The run that failed is the one `port-closed` names: the page fails it, not sends it again.
+      this.running = { id: msg.id, timer: 0 };
       this.engine.restart({ code: String(msg.code), message: String(msg.message), retry: true });
     }
     this.running = null;
@@ -302,10 +355,14 @@ class DirectPort {
   /** The worker is going away: the page's port dies with it. @param {StopReason} reason */
   closed(reason) {
     if (this.running) clearTimeout(this.running.timer);
+    clearTimeout(this.watchdog);
+    const running = this.runningId();
+    this.sync();
     if (this.offered && this.origin) {
-      this.reply(this.origin, { type: "port-closed", id: 0, running: this.running?.id ?? null, ...reason });
+      this.reply(this.origin, { type: "port-closed", id: 0, running, ...reason });
     }
     this.running = null;
+    this.watch = null;
     this.offered = false;
   }
 }

@@ -60,6 +60,7 @@ function makeHandler(parts) {
         reply(origin, { type: "pong", id: msg.id });
         return;
       case "status":
+        engine.direct.sync();
         reply(origin, { type: "status", id: msg.id, status: s.snapshot() });
         return;
       case "init": {

@@ -66,6 +66,14 @@ const models = new ModelStore(state, PINS ? { url: new URL(PINS.manifest.path, B
 listen({ state, engine, models, reply }, window);
 
 state.render();
+// Start the engine worker now, not when `init` comes: its script, then the engine's core wasm are
+// fetched (each verified against its pin) and compiled while the page's hello and init cross
+// between the processes (profiled: that exchange is 20-150 ms of the time to first result). A
+// sandbox that is misconfigured or refuses its own files starts nothing, nor one whose parent the
+// browser does not name (location.ancestorOrigins: Chromium, WebKit), which waits for an accepted
+// `init` as before. A failed start is reported by the first `init` (which then stops the engine,
+// so the next `init` starts afresh).
+if (!config.error && config.ancestor !== null && !state.refusal && PINS) engine.start().catch(() => { /* reported by init */ });
 if (!config.error) {
   // Say hello to the parent; only a parent at an allowed origin can receive it.
   const targets = state.parentOrigin ? [state.parentOrigin] : [...config.allowed];

@@ -220,7 +220,7 @@ self.addEventListener("message", async (/** @type {MessageEvent} */ event) => {
         failure: toFailure,
         usable: () => !poisoned,
         notify: (m) => self.postMessage(m),
-      });
+      }, msg.watch);
     } else if (msg.type === "run") {
       const r = run(msg.inputs);
       self.postMessage({ type: "result", id, ...r }, r.outputs.map((o) => o.data.buffer));

@@ -575,6 +575,8 @@ test("cancel and timeout terminate and respawn the worker", async (t) => {
   });
   t.diagnostic(`timeout after ${r.timeoutAfterMs.toFixed(0)} ms; counters ${JSON.stringify(r.status.counters)}`);
   assert.equal(r.timeout, "timeout");
+  // The watchdog stops a port run once it has run its timeoutMs, never before (engine-supervisor.js).
+  assert.ok(r.timeoutAfterMs >= 200, `stopped after ${r.timeoutAfterMs} ms, before its 200 ms`);
   assert.equal(r.afterTimeout, 10);
   assert.equal(r.cancelCount, 2);
   assert.deepEqual(r.cancelled, ["cancelled", "cancelled"]);
@@ -658,7 +660,59 @@ test("no isolation at all: runs single-threaded and says so; requireIsolation re
   assert.match(status.isolation.note, /single-threaded/);
   const n = await page.evaluate(async () => (await globalThis.__ctx.run({ input: { data: new Float32Array(64), shape: [1, 1, 8, 8] } })).probabilities.data.length);
   assert.equal(n, 10);
+  // No SharedArrayBuffer here: the port's runs are supervised and counted through messages.
+  const runs = await page.evaluate(async () => {
+    const ctx = globalThis.__ctx;
+    const before = (await ctx.status()).counters.runs;
+    for (let i = 0; i < 3; i++) await ctx.run({ input: { data: new Float32Array(64), shape: [1, 1, 8, 8] } });
+    return (await ctx.status()).counters.runs - before;
+  });
+  assert.equal(runs, 3);
   await context.close();
+});
+
+test("the sandbox starts its engine before init, where the browser names an allowed parent; a misconfigured one starts nothing", async (t) => {
+  const context = await newContext("prestart");
+  const { page } = await newPage(context, "prestart");
+  await page.goto(`${A.origin}/__test/blank.html`);
+  // A bare sandbox iframe: nothing talks to it yet.
+  await page.evaluate((src) => {
+    const frame = document.createElement("iframe");
+    frame.setAttribute("sandbox", "allow-scripts allow-same-origin");
+    frame.setAttribute("allow", "cross-origin-isolated");
+    frame.src = src;
+    document.body.append(frame);
+  }, "/sandbox.html");
+  // No init was sent: the engine's core wasm is fetched (and compiled) all the same.
+  const engineFetched = () => browserRequests.some((r) => r.label === "prestart" && /\/engine(-baseline)?\/inference\.core\.[0-9a-f]+\.wasm$/.test(new URL(r.url).pathname));
+  await waitFor(engineFetched, "the engine's core wasm, before any init", 30000);
+  const worker = await engineWorker(page);
+  await waitFor(() => worker.evaluate(() => globalThis.__secureContextEngine != null), "the engine instantiated", 60000);
+  // Then init uses that worker: one start in all.
+  const opened = await page.evaluate(async () => {
+    const { SecureContext } = await import("/secure-context.js");
+    const ctx = await SecureContext.open({ frame: document.querySelector("iframe"), model: "digits" });
+    const s = await ctx.status();
+    return { starts: s.counters.workerStarts, engineInitMs: s.timings.engineInitMs };
+  });
+  t.diagnostic(`after a prestart: ${JSON.stringify(opened)}`);
+  assert.equal(opened.starts, 1);
+  await context.close();
+
+  const bad = await newContext("prestart-misconfigured");
+  const { page: p2 } = await newPage(bad, "prestart-misconfigured");
+  await p2.goto(`${A.origin}/__test/blank.html`);
+  await p2.evaluate((src) => {
+    const f = document.createElement("iframe");
+    f.setAttribute("sandbox", "allow-scripts allow-same-origin");
+    f.src = src;
+    document.body.append(f);
+    return new Promise((r) => f.addEventListener("load", r, { once: true }));
+  }, "/sandbox.html?parents=*");
+  await new Promise((r) => setTimeout(r, 2000));
+  const fetched = browserRequests.filter((r) => r.label === "prestart-misconfigured" && /worker\.js$|\.wasm$/.test(new URL(r.url).pathname));
+  assert.deepEqual(fetched.map((r) => r.url), [], "a misconfigured sandbox fetches no engine");
+  await bad.close();
 });
 
 test("direct port: runs go page -> worker, skip the sandbox document, are validated and counted", async (t) => {
@@ -675,6 +729,16 @@ test("direct port: runs go page -> worker, skip the sandbox document, are valida
   await sandboxFrame(page).evaluate(() => {
     globalThis.__relayedRuns = 0;
     addEventListener("message", (e) => { if (e.data?.type === "run") globalThis.__relayedRuns++; });
+  });
+  // What the worker tells the sandbox per run: nothing, when they share a PortWatch (isolated).
+  const worker = await engineWorker(page);
+  await worker.evaluate(() => {
+    globalThis.__notices = {};
+    const post = self.postMessage.bind(self);
+    self.postMessage = (m, t) => {
+      globalThis.__notices[m?.type] = (globalThis.__notices[m?.type] ?? 0) + 1;
+      return post(m, t);
+    };
   });
   const x = readNpy(path.join(ROOT, "models", "digits-test", "x.npy"));
   const r = await page.evaluate(async (img) => {
@@ -701,6 +765,10 @@ test("direct port: runs go page -> worker, skip the sandbox document, are valida
     return { outs, got, runs: status.counters.runs - before, rejected: status.counters.rejected, errors: status.counters.errors };
   }, Array.from(x.data.subarray(0, 64)));
   const relayed = await sandboxFrame(page).evaluate(() => globalThis.__relayedRuns);
+  const notices = await worker.evaluate(() => globalThis.__notices);
+  t.diagnostic(`worker -> sandbox: ${JSON.stringify(notices)}`);
+  // 20 ok runs: no notice; the 5 bad messages: one port-done each (rejected, or error for 905).
+  assert.deepEqual(notices, { "port-done": 5 }, "ok runs are supervised through the PortWatch, not messages");
   t.diagnostic(`runs ${r.runs}, relayed ${relayed}; ${r.got.map((m) => `${m.id}: ${m.code}: ${m.message}`).join(" | ")}`);
   assert.equal(relayed, 0, "no run went through the sandbox document");
   assert.equal(r.runs, 20, "the sandbox counted the port's runs");
