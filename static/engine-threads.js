@@ -95,12 +95,27 @@ export function memoryLimits(bytes) {
   throw new Error("the threaded engine imports no shared env.memory with a maximum");
 }
 
-/** An error as jco throws a wasi-nn `result::err`: `payload.code()` and `payload.data()`. */
-class ComponentError extends Error {
+/**
+ * The wasi-nn `error` resource as jco gives it: a class its glue names Error (after the WIT's
+ * `error`), with `code()`, `data()` and a dispose.
+ */
+const NnError = class Error {
+  /** @param {string} code @param {string} message */
+  constructor(code, message) {
+    this._code = code;
+    this._message = message;
+  }
+  code() { return this._code; }
+  data() { return this._message; }
+  [Symbol.dispose]() {}
+};
+
+/** An error as jco throws a wasi-nn `result::err`: a ComponentError whose payload is the resource. */
+class ComponentError extends globalThis.Error {
   /** @param {string} code @param {string} message */
   constructor(code, message) {
     super(message);
-    this.payload = { code: () => code, data: () => message };
+    this.payload = new NnError(code, message);
   }
 }
 
