@@ -60,16 +60,24 @@ export async function instantiateVerified(instantiate, pins, what) {
   if (!pins) throw Object.assign(new Error(`${what}: this build pins none of its files; refusing to load it`), { code: "integrity" });
   /** @type {Map<string, Promise<WebAssembly.Module>>} */
   const modules = new Map();
+  const fetchPinned = (/** @type {string} */ name) => {
+    const pin = Object.hasOwn(pins, name) ? pins[name] : null;
+    return pin
+      ? fetchWithIntegrity(pin.url, pin.integrity, `${what}: ${name}`)
+      : Promise.reject(Object.assign(new Error(`${what}: ${name} has no integrity pin; refusing to load it`), { code: "integrity" }));
+  };
   const getCoreModule = (/** @type {string} */ name) => {
     let m = modules.get(name);
     if (!m) {
-      const pin = Object.hasOwn(pins, name) ? pins[name] : null;
-      m = pin
-        ? fetchWithIntegrity(pin.url, pin.integrity, `${what}: ${name}`).then((res) => WebAssembly.compileStreaming(res))
-        : Promise.reject(Object.assign(new Error(`${what}: ${name} has no integrity pin; refusing to load it`), { code: "integrity" }));
+      m = fetchPinned(name).then((res) => WebAssembly.compileStreaming(res));
       modules.set(name, m);
     }
     return m;
   };
-  return instantiate(getCoreModule, WASI);
+  // getCoreModule.bytes: the verified bytes themselves, for a build that reads its module before
+  // compiling it (the threaded build's shared memory takes the limits written in the module:
+  // engine-threads.js). jco's glue calls getCoreModule only.
+  const bytes = (/** @type {string} */ name) =>
+    fetchPinned(name).then(async (res) => new Uint8Array(await res.arrayBuffer()));
+  return instantiate(Object.assign(getCoreModule, { bytes }), WASI);
 }

@@ -5,6 +5,7 @@
 // first, then instantiate the matching build (engine-loader.js, from pinned, verified files).
 
 import { instantiate as instantiateEngine } from "./engine/inference.js";
+import { instantiate as instantiateThreads, threadsUsable } from "./engine-threads.js";
 
 // (module (func (result v128)
 //   (i8x16.relaxed_swizzle (i8x16.splat (i32.const 1)) (i8x16.splat (i32.const 2)))))
@@ -48,6 +49,10 @@ function hasRelaxedSimd() {
  * @type {readonly EngineBuild[]}
  */
 export const ENGINES = Object.freeze([
+  // The same engine crate as a threaded core module (scripts/build-threads; engine-threads.js
+  // gives the worker the same object as the glue): relaxed SIMD, shared memory, a pool of
+  // threads; where the worker is cross-origin isolated and has more than one core.
+  { build: "relaxed-simd-threads", dir: "engine-threads", instantiate: instantiateThreads, usable: () => hasRelaxedSimd() && threadsUsable() },
   { build: "relaxed-simd", dir: "engine", instantiate: instantiateEngine, usable: hasRelaxedSimd },
   // The same glue: the two builds differ only in their core wasm.
   { build: "simd128", dir: "engine-baseline", instantiate: instantiateEngine, usable: () => true },

@@ -47,7 +47,7 @@ export class SandboxState {
   /** A text model's tokenizer.json, verified like the model. @type {TokenizerFile | null} */ tokenizerFile = null;
   /** @type {any} the worker's plain graph info */ graphInfo = null;
   /** @type {string | null} */ engineVersion = null;
-  /** @type {string | null} "relaxed-simd" or "simd128": engine-variant.js */ engineBuild = null;
+  /** @type {string | null} "relaxed-simd-threads", "relaxed-simd" or "simd128": engine-variant.js */ engineBuild = null;
   timeoutMs = DEFAULT_TIMEOUT_MS;
   requireIsolation = false;
   /** @type {string | null} the parent's origin: from the browser, else the first accepted message's */ parentOrigin;

@@ -13,7 +13,7 @@
 /** @typedef {{code: string, message: string, fatal: boolean}} EngineFailure */
 
 import { checkPins, instantiateVerified } from "./engine-loader.js";
-import { engineVariant } from "./engine-variant.js";
+import { ENGINES, engineVariant } from "./engine-variant.js";
 import { servePort } from "./run-port.js";
 import { loadTokenizer, runText } from "./text-worker.js";
 
@@ -70,15 +70,35 @@ function toFailure(e) {
 Object.defineProperty(self, "__secureContextEngine", { get: () => engine });
 
 /** @type {Promise<any> | null} */ let engineImport = null;
-const variant = engineVariant();
+let variant = engineVariant();
 /** The verified files of each component (engine builds, tokenizer), from `start`. */
 /** @type {Record<string, import("./engine-loader.js").ComponentPins> | null} */ let pins = null;
 
 async function getEngine() {
   if (!pins) throw Object.assign(new Error("the engine worker was not given its integrity pins"), { code: "integrity" });
-  engineImport ??= instantiateVerified(variant.instantiate, pins[variant.dir], `the engine (${variant.dir})`);
+  engineImport ??= instantiate(variant);
   engine ??= await engineImport;
   return engine;
+}
+
+/**
+ * The build's engine; if the threaded build cannot start here (its shared memory or its pool
+ * workers refused), the next build this browser can run. Never past an integrity or network
+ * failure: those are the answer.
+ * @param {import("./engine-variant.js").EngineBuild} build
+ * @returns {Promise<any>}
+ */
+async function instantiate(build) {
+  try {
+    return await instantiateVerified(build.instantiate, pins[build.dir], `the engine (${build.dir})`);
+  } catch (e) {
+    const code = e && typeof e === "object" ? /** @type {any} */ (e).code : undefined;
+    const next = ENGINES.slice(ENGINES.indexOf(build) + 1).find((b) => b.usable());
+    if (!build.build.endsWith("-threads") || code === "integrity" || code === "network" || !next) throw e;
+    console.warn(`the engine (${build.dir}) did not start (${e instanceof Error ? e.message : e}); running ${next.dir}`);
+    variant = next;
+    return instantiate(next);
+  }
 }
 
 /** @param {Uint8Array} bytes @param {string} encoding */

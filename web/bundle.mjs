@@ -3,7 +3,9 @@
 //   1. the core wasm of every component gets its content hash in its name (web/finalize.mjs)
 //   2. one minified script per worker and page, its static imports inside (esbuild, pinned in
 //      package.json; no eval, no new Function, so the CSP holds):
-//        worker.js  <- engine-variant.js, engine-loader.js, run-port.js, protocol.js,
+//        worker.js  <- engine-variant.js, engine-loader.js, engine-threads.js, engine-wasi.js and
+//                      browser_wasi_shim (wasi-shim/), engine-pool-source.js (engine-pool.js
+//                      bundled the same way, as text), run-port.js, protocol.js,
 //                      run-inputs.js, text-worker.js, verified-fetch.js, jco's glue of the
 //                      engine (engine/inference.js: both engine builds share it) and of the
 //                      tokenizer (text/tokenizer.js), preview2-shim's shims (shim/*.js)
@@ -28,8 +30,8 @@ const out = path.resolve(process.argv[2] ?? "build/web");
 hashCoreWasm(out);
 
 const folded = new Set();
-/** Bundles one entry in place; returns the absolute paths it folded in. */
-async function bundle(file, external = []) {
+/** Bundles one entry in place (or, with asText, returns the bundle and removes the entry). */
+async function bundle(file, external = [], asText = false) {
   const entry = path.join(out, file);
   const r = await build({
     entryPoints: [entry],
@@ -47,10 +49,17 @@ async function bundle(file, external = []) {
   });
   for (const input of Object.keys(r.metafile.inputs)) {
     const abs = path.resolve(input);
-    if (abs !== entry) folded.add(abs);
+    if (abs !== entry || asText) folded.add(abs);
   }
+  if (asText) return r.outputFiles[0].text;
   fs.writeFileSync(entry, r.outputFiles[0].contents);
 }
+
+// The threaded engine's pool workers (engine-threads.js) run engine-pool.js, bundled on its own
+// and carried as text inside worker.js (engine-pool-source.js), so it is verified with it.
+const poolSource = await bundle("engine-pool.js", [], true);
+fs.writeFileSync(path.join(out, "engine-pool-source.js"),
+  `// Written by web/bundle.mjs: engine-pool.js, bundled.\nexport const POOL_WORKER_SOURCE = ${JSON.stringify(poolSource)};\n`);
 
 const entries = [
   { file: "worker.js" },
@@ -83,4 +92,5 @@ for (const f of folded) {
 }
 // preview2-shim ships more than the engine imports (http, sockets): nothing loads the rest.
 fs.rmSync(path.join(out, "shim"), { recursive: true, force: true });
+fs.rmSync(path.join(out, "wasi-shim"), { recursive: true, force: true });
 console.log(`bundled ${entries.length + 1} scripts, folded in ${folded.size} modules, pinned sandbox.html's chain`);

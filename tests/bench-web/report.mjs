@@ -20,8 +20,11 @@ const encodings = JSON.parse(fs.readFileSync(path.join(edgeDir, "encodings.json"
 const require = createRequire(path.join(ROOT, "web", "package.json"));
 const pkgVersion = (name) => JSON.parse(fs.readFileSync(path.join(ROOT, "web", "node_modules", name, "package.json"), "utf8")).version;
 
-const ENGINE_IDS = ["ours", "ort-1t", "ort-all"];
-const LABEL = { ours: "secure-context", "ort-1t": "onnxruntime-web 1 thread", "ort-all": "onnxruntime-web all threads" };
+const ENGINE_IDS = ["ours", "ours-all", "ort-1t", "ort-all"];
+const LABEL = { ours: "secure-context", "ours-all": "secure-context all threads", "ort-1t": "onnxruntime-web 1 thread", "ort-all": "onnxruntime-web all threads" };
+// Ratio rows: ours single-threaded against both onnxruntime-web rows, ours threaded against its
+// threaded row (and its single-threaded one, for the threads' own gain).
+const RATIOS = [["ours", "ort-1t"], ["ours", "ort-all"], ["ours-all", "ort-all"], ["ours-all", "ort-1t"]];
 
 /** raw/gzip/brotli bytes of a set of site files, as the edge app serves them. */
 function sizes(files) {
@@ -46,18 +49,20 @@ const engineSizes = {
   ours: { engine: sizes(fetched("ours", "engine")), glue: sizes(fetched("ours", "glue")) },
   ort: { engine: sizes(fetched("ort-1t", "engine")), glue: sizes(fetched("ort-all", "glue")) },
 };
+if (browser.models[0].engines["ours-all"]) engineSizes["ours-all"] = { engine: sizes(fetched("ours-all", "engine")), glue: sizes(fetched("ours-all", "glue")) };
 
 const ratio = (a, b) => (a != null && b ? a / b : null);
 const models = browser.models.map((m) => {
   const e = m.engines;
   const srv = server.models.find((s) => s.model === m.model) ?? null;
   const r = {};
-  for (const other of ["ort-1t", "ort-all"]) {
-    r[`ours/${other}`] = {
-      ttfr: ratio(e.ours.ttfr_ms, e[other].ttfr_ms),
-      warm_median: ratio(e.ours.warm_median_ms, e[other].warm_median_ms),
-      warm_p95: ratio(e.ours.warm_p95_ms, e[other].warm_p95_ms),
-      bytes: ratio(e.ours.bytes.total, e[other].bytes.total),
+  for (const [a, b] of RATIOS) {
+    if (!e[a] || !e[b]) continue;
+    r[`${a}/${b}`] = {
+      ttfr: ratio(e[a].ttfr_ms, e[b].ttfr_ms),
+      warm_median: ratio(e[a].warm_median_ms, e[b].warm_median_ms),
+      warm_p95: ratio(e[a].warm_p95_ms, e[b].warm_p95_ms),
+      bytes: ratio(e[a].bytes.total, e[b].bytes.total),
     };
   }
   // #14's server goal: the component on wasmtime no slower than the same engine in the browser's
@@ -72,7 +77,8 @@ const models = browser.models.map((m) => {
   // Issue #14's goals, each a ratio from this run (<= 1.0x onnxruntime-web).
   const goal = {
     warm_le_ort_1t: r["ours/ort-1t"].warm_median <= 1,
-    warm_le_ort_all: r["ours/ort-all"].warm_median <= 1,
+    // With all threads: ours with all threads (the threaded build) where this run has it.
+    warm_le_ort_all: (r["ours-all/ort-all"] ?? r["ours/ort-all"]).warm_median <= 1,
     ttfr_le_ort: e.ours.ttfr_ms <= Math.min(e["ort-1t"].ttfr_ms, e["ort-all"].ttfr_ms),
     bytes_le_ort: e.ours.bytes.total <= Math.min(e["ort-1t"].bytes.total, e["ort-all"].bytes.total),
     server_component_le_browser: srv && e.ours.engine_compute_median_ms != null ? srv.component.median_ms <= e.ours.engine_compute_median_ms : null,
@@ -112,6 +118,8 @@ const doc = {
   engine_builds: {
     browser_core_wasm: Object.entries(assets).filter(([k]) => /^engine(-[a-z0-9]+)?\//.test(k) && k.endsWith(".wasm")).map(([k, v]) => ({ file: k, sha256: v.sha256, size: v.size, gzip: encodings[k]?.gzip?.size ?? null })),
     browser_build_run: browser.models[0].engines.ours.detail?.engine?.build ?? null,
+    browser_build_run_all_threads: browser.models[0].engines["ours-all"]?.detail?.engine?.build ?? null,
+    browser_engine_all_threads: browser.models[0].engines["ours-all"]?.detail?.engine?.version ?? null,
     server_component: (() => {
       const f = path.join(ROOT, "build/bench/inference.wasm");
       if (!fs.existsSync(f)) return null;
@@ -132,17 +140,19 @@ const x2 = (x) => (x == null ? "-" : `${x.toFixed(2)}x`);
 const kib = (b) => `${(b / 1024).toFixed(0)} KiB`;
 const md = [];
 const build = browser.models[0].engines.ours.detail?.engine?.build;
-md.push(`| model | engine${build ? ` (ours: ${build} build)` : ""} | first result ms | warm median ms | warm p95 ms | transferred | max abs diff |`);
+const buildAll = browser.models[0].engines["ours-all"]?.detail?.engine;
+md.push(`| model | engine${build ? ` (ours: ${build} build${buildAll ? `; all threads: ${buildAll.build}, ${buildAll.version}` : ""})` : ""} | first result ms | warm median ms | warm p95 ms | transferred | max abs diff |`);
 md.push("|---|---|---:|---:|---:|---:|---:|");
 for (const m of models) {
   for (const id of ENGINE_IDS) {
     const e = m.engines[id];
-    const compute = id === "ours" && e.engine_compute_median_ms != null ? ` (in-worker compute ${f(e.engine_compute_median_ms, 2)} ms)` : "";
+    if (!e) continue;
+    const compute = id.startsWith("ours") && e.engine_compute_median_ms != null ? ` (in-worker compute ${f(e.engine_compute_median_ms, 2)} ms)` : "";
     md.push(`| ${m.model} | ${LABEL[id]}${compute} | ${f(e.ttfr_ms, 0)} | ${f(e.warm_median_ms, 2)} | ${f(e.warm_p95_ms, 2)} | ${kib(e.bytes.total)} | ${e.max_abs_diff_vs_ort_1t.toExponential(1)} |`);
   }
-  for (const other of ["ort-1t", "ort-all"]) {
-    const r = m.ratios[`ours/${other}`];
-    md.push(`| ${m.model} | **ratio ours / ${other}** | ${x2(r.ttfr)} | ${x2(r.warm_median)} | ${x2(r.warm_p95)} | ${x2(r.bytes)} | |`);
+  for (const [a, b] of RATIOS) {
+    const r = m.ratios[`${a}/${b}`];
+    if (r) md.push(`| ${m.model} | **ratio ${a} / ${b}** | ${x2(r.ttfr)} | ${x2(r.warm_median)} | ${x2(r.warm_p95)} | ${x2(r.bytes)} | |`);
   }
 }
 md.push("");
@@ -162,12 +172,16 @@ const es = engineSizes;
 md.push(`Engine wasm: ours ${(es.ours.engine.raw / 1048576).toFixed(1)} MiB raw / ${(es.ours.engine.gzip / 1048576).toFixed(2)} MiB gzip / ${(es.ours.engine.brotli / 1048576).toFixed(2)} MiB brotli; ` +
   `onnxruntime-web ${(es.ort.engine.raw / 1048576).toFixed(1)} / ${(es.ort.engine.gzip / 1048576).toFixed(2)} / ${(es.ort.engine.brotli / 1048576).toFixed(2)} MiB. ` +
   `Glue JS (brotli): ours ${kib(es.ours.glue.brotli)} (${es.ours.glue.files.length} files), onnxruntime-web ${kib(es.ort.glue.brotli)} (${es.ort.glue.files.length} files).`);
+if (es["ours-all"]) {
+  md.push(`Threaded build: ${(es["ours-all"].engine.raw / 1048576).toFixed(1)} MiB raw / ${(es["ours-all"].engine.gzip / 1048576).toFixed(2)} MiB gzip core wasm, glue ${kib(es["ours-all"].glue.brotli)} brotli; ` +
+    `outputs bit-identical to the single-threaded build on ${models.filter((m) => m.engines["ours-all"]?.bit_identical_to_ours).length} of ${models.length} models.`);
+}
 md.push("");
 md.push("| model | warm <= ort 1 thread | warm <= ort all threads | first result <= ort | bytes <= ort | server component <= browser worker compute |");
 md.push("|---|---|---|---|---|---|");
 const yn = (b, r) => (b == null ? "-" : `${b ? "yes" : "no"}${r != null ? ` (${x2(r)})` : ""}`);
 for (const m of models) {
-  const g = m.goal, r1 = m.ratios["ours/ort-1t"], ra = m.ratios["ours/ort-all"];
+  const g = m.goal, r1 = m.ratios["ours/ort-1t"], ra = m.ratios["ours-all/ort-all"] ?? m.ratios["ours/ort-all"];
   const ttfr = Math.max(r1.ttfr, ra.ttfr), bytes = Math.max(r1.bytes, ra.bytes);
   const srv = m.server_ratios?.["component/browser_worker"] ?? null;
   md.push(`| ${m.model} | ${yn(g.warm_le_ort_1t, r1.warm_median)} | ${yn(g.warm_le_ort_all, ra.warm_median)} | ${yn(g.ttfr_le_ort, ttfr)} | ${yn(g.bytes_le_ort, bytes)} | ${yn(g.server_component_le_browser, srv)} |`);
@@ -180,7 +194,7 @@ fs.writeFileSync(path.join(path.dirname(browserFile), "table.md"), md.join("\n")
 console.log(md.join("\n"));
 
 // --- chart: three panels (first result, warm median, bytes), grouped bars per model ---
-const COLORS = { ours: "#1b9e77", "ort-1t": "#d95f02", "ort-all": "#7570b3" };
+const COLORS = { ours: "#1b9e77", "ours-all": "#66a61e", "ort-1t": "#d95f02", "ort-all": "#7570b3" };
 const W = 1250, H = 430, PW = 360, PH = 280, TOP = 70, LEFT = 60;
 const panels = [
   { title: "time to first result (ms, log)", get: (e) => e.ttfr_ms, log: true },
@@ -194,7 +208,8 @@ svg += `<text x="${W / 2}" y="22" text-anchor="middle" font-size="16">secure-con
 svg += `<text x="${W / 2}" y="42" text-anchor="middle" fill="#555">${esc(cpu)}, ${doc.machine.cores} cores; ${browser.runs} warm runs; 1-min load average ${esc(browser.load_start.loadavg.split(" ")[0])} at start, ${esc(browser.load_end.loadavg.split(" ")[0])} at end (shared machine)</text>`;
 panels.forEach((p, pi) => {
   const x0 = LEFT + pi * (PW + 40);
-  const vals = models.flatMap((m) => ENGINE_IDS.map((id) => p.get(m.engines[id])));
+  const ids = ENGINE_IDS.filter((id) => models.every((m) => m.engines[id]));
+  const vals = models.flatMap((m) => ids.map((id) => p.get(m.engines[id])));
   // Log axes from the decade below the smallest bar (with room, so it shows) to above the largest.
   const lo = Math.pow(10, Math.floor(Math.log10(Math.min(...vals) * 0.8))), hi = Math.pow(10, Math.ceil(Math.log10(Math.max(...vals))));
   const y = (v) => TOP + PH - (Math.log10(v / lo) / Math.log10(hi / lo)) * PH;
@@ -202,9 +217,9 @@ panels.forEach((p, pi) => {
   for (let t = lo; t <= hi * 1.0001; t *= 10) {
     svg += `<line x1="${x0}" x2="${x0 + PW}" y1="${y(t)}" y2="${y(t)}" stroke="#ddd"/><text x="${x0 - 4}" y="${y(t) + 4}" text-anchor="end" fill="#555">${t >= 1 ? t : t.toPrecision(1)}</text>`;
   }
-  const gw = PW / models.length, bw = (gw - 16) / ENGINE_IDS.length;
+  const gw = PW / models.length, bw = (gw - 16) / ids.length;
   models.forEach((m, mi) => {
-    ENGINE_IDS.forEach((id, ei) => {
+    ids.forEach((id, ei) => {
       const v = p.get(m.engines[id]);
       const bx = x0 + mi * gw + 8 + ei * bw;
       svg += `<rect x="${bx}" y="${y(v)}" width="${bw - 2}" height="${TOP + PH - y(v)}" fill="${COLORS[id]}"><title>${esc(`${m.model} ${LABEL[id]}: ${v.toFixed(2)}`)}</title></rect>`;
@@ -213,7 +228,7 @@ panels.forEach((p, pi) => {
   });
   svg += `<line x1="${x0}" x2="${x0 + PW}" y1="${TOP + PH}" y2="${TOP + PH}" stroke="#333"/>`;
 });
-ENGINE_IDS.forEach((id, i) => {
+ENGINE_IDS.filter((id) => models.every((m) => m.engines[id])).forEach((id, i) => {
   const lx = LEFT + i * 260;
   svg += `<rect x="${lx}" y="${H - 28}" width="14" height="14" fill="${COLORS[id]}"/><text x="${lx + 20}" y="${H - 16}">${esc(LABEL[id])}</text>`;
 });

@@ -1,6 +1,7 @@
 // Browser half of scripts/bench-web: serves the bench site with the edge app
 // (`secure-context serve`, the production header policy) and drives headless Chromium through
-// each model, alternating engines: ours (the runtime client, sandbox iframe + worker) and
+// each model, alternating engines: ours (the runtime client, sandbox iframe + worker) single-
+// threaded (the relaxed component) and with all threads (the threaded build), and
 // onnxruntime-web's wasm backend with 1 thread and with all threads.
 //   node tests/bench-web/run.mjs SITE EDGE OUT.json
 // Env: BENCH_RUNS (warm runs per engine and model, default 50), BENCH_ROUNDS (fresh pages per
@@ -12,6 +13,7 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { startServer } from "../edge/lib.mjs";
+import { repin } from "../../web/pins.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const [site, edgeDir, outFile] = process.argv.slice(2).map((p) => path.resolve(p));
@@ -34,8 +36,21 @@ function serve() {
   return startServer(["serve", "-Scli", "--dir", `${site}::/web`, "--dir", `${edgeDir}::/edge`, EDGE_WASM]);
 }
 
+// Ours single-threaded is the same site with a worker.js that sees one core (the threaded build
+// is then not usable and the relaxed component runs), re-pinned up to sandbox.html as a build
+// would pin it (web/pins.mjs), and put in place of the site's files in the browser (headers as
+// the edge app sent them): one server, one policy, the product's own fallback path.
+function singleThreadSite() {
+  const assets = JSON.parse(fs.readFileSync(path.join(site, "asset-manifest.json"), "utf8"));
+  const read = (rel) => fs.readFileSync(path.join(site, rel));
+  const worker = read("worker.js").toString();
+  if (worker.split("hardwareConcurrency").length !== 2) throw new Error("worker.js should read hardwareConcurrency once");
+  return repin(assets, read, { "worker.js": Buffer.from(worker.replace("hardwareConcurrency", "noHardwareConcurrency")) });
+}
+
 const ENGINES = [
-  { id: "ours", engine: "ours", threads: 1 },
+  { id: "ours", engine: "ours", threads: 1, files: singleThreadSite() },
+  { id: "ours-all", engine: "ours", threads: 0 }, // the threaded build: threads as the worker picks them
   { id: "ort-1t", engine: "ort", threads: 1 },
   { id: "ort-all", engine: "ort", threads: 0 }, // 0: navigator.hardwareConcurrency, set below
 ];
@@ -50,17 +65,31 @@ async function measure(browser, origin, model, eng, runs) {
   await context.addInitScript(() => {
     addEventListener("securitypolicyviolation", (e) => globalThis.__reportViolation?.({ directive: e.effectiveDirective, blocked: e.blockedURI }));
   });
+  /** @type {Map<string, string>} path -> the encoding the edge app sent it in */
+  const routed = new Map();
   const pending = [];
   context.on("requestfinished", (req) => pending.push((async () => {
     const s = await req.sizes();
     const r = await req.response();
     const p = new URL(req.url()).pathname;
     const encoding = (await r?.allHeaders())?.["content-encoding"] ?? "identity";
-    const estimated = s.responseBodySize === 0 && r?.status() === 200 && req.method() === "GET";
-    const body = estimated ? servedSize(p, encoding) ?? 0 : s.responseBodySize;
-    transfers.push({ path: p, status: r?.status(), encoding, bytes: body + s.responseHeadersSize, body, ...(estimated ? { body_from_server_files: true } : {}) });
+    // A file put in place by the route below crossed as plain bytes: count it as the edge app
+    // sent the site's own (the same file but for a changed pin, a few bytes apart).
+    const routedAs = routed.get(p);
+    const estimated = routedAs !== undefined || (s.responseBodySize === 0 && r?.status() === 200 && req.method() === "GET");
+    const body = estimated ? servedSize(p, routedAs ?? encoding) ?? 0 : s.responseBodySize;
+    transfers.push({ path: p, status: r?.status(), encoding: routedAs ?? encoding, bytes: body + s.responseHeadersSize, body, ...(estimated ? { body_from_server_files: true } : {}) });
   })()));
   context.on("requestfailed", (req) => problems.push(`request failed: ${req.url()} ${req.failure()?.errorText}`));
+  if (eng.files) {
+    await context.route((u) => Object.hasOwn(eng.files, u.pathname.slice(1)), async (route) => {
+      const real = await route.fetch();
+      const headers = { ...real.headers() };
+      routed.set(new URL(route.request().url()).pathname, headers["content-encoding"] ?? "identity");
+      for (const h of ["content-encoding", "content-length", "etag"]) delete headers[h];
+      await route.fulfill({ status: real.status(), headers, body: eng.files[new URL(route.request().url()).pathname.slice(1)] });
+    });
+  }
   const page = await context.newPage();
   page.on("console", (m) => {
     if (/Content Security Policy|Trusted Type|Refused to/i.test(m.text())) violations.push({ where: "console", text: m.text() });
@@ -164,6 +193,8 @@ try {
       agreement[id] = max;
       if (!(max <= TOLERANCE)) throw new Error(`${model.name}: ${id} differs from onnxruntime-web by up to ${max} (> ${TOLERANCE}); not timing a failure`);
     }
+    // The threaded build computes the same bits as the component (README "The threaded build").
+    const identical = per["ours-all"].outputs.every((o) => o.base64 === per.ours.outputs[0].base64);
     const engines = {};
     for (const [id, acc] of Object.entries(per)) {
       const total = acc.bytes.map((b) => b.engine + b.glue + b.model);
@@ -176,6 +207,7 @@ try {
         bytes_by_round: acc.bytes,
         transfers: acc.transfers,
         max_abs_diff_vs_ort_1t: agreement[id],
+        ...(id === "ours-all" ? { bit_identical_to_ours: identical } : {}),
         csp_violations: acc.violations, console_errors: acc.problems,
         detail: acc.detail,
       };

@@ -5,9 +5,11 @@
 //   sandbox.js, sandbox.css        pinned by sandbox.html (<script|link integrity>): the browser
 //   worker.js                      pinned in sandbox.js: fetched with SRI, started from a blob:
 //   models/manifest.json           pinned in sandbox.js
-//   engine*/, text/ core wasm      pinned in sandbox.js, checked by the worker's fetch
+//   engine*/, text/ core wasm      pinned in sandbox.js, checked by the worker's fetch (the
+//                                  threaded build's pool workers get the module compiled from
+//                                  the checked bytes and run code carried inside worker.js)
 //   a model, a tokenizer.json      pinned in the (pinned) manifest
-// Both engine builds and the tokenizer included. Run: node --test tests/browser/integrity.test.mjs
+// Every engine build (the threaded one, the relaxed and simd128 components) and the tokenizer included. Run: node --test tests/browser/integrity.test.mjs
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -111,11 +113,17 @@ function refused(t, r, names) {
 test("untampered: the chain holds and the engine runs (the control)", async () => {
   const r = await attempt({ overrides: {} });
   assert.equal(r.ok, true, `${r.code}: ${r.message}`);
-  assert.equal(r.workers.length, 1);
-  assert.match(r.workers[0], /^blob:/, "the worker runs from a blob: URL of the verified bytes");
+  assert.equal(r.engine.build, "relaxed-simd-threads");
+  assert.ok(r.workers.length >= 1);
+  // The engine worker, and the threaded build's pool workers it starts: blob: URLs of verified bytes.
+  for (const w of r.workers) assert.match(w, /^blob:/, "every worker runs from a blob: URL of the verified bytes");
   assert.deepEqual(r.cspReports, [], "no CSP violation on the way (worker-src blob:, Trusted Types, wasm)");
   for (const p of ["sandbox.js", "sandbox.css", "worker.js", "models/manifest.json", "models/digits.onnx"]) assert.ok(r.served.includes(p), `${p} was fetched`);
-  assert.ok(r.served.some((p) => /^engine\/inference\.core\.[0-9a-f]{8}\.wasm$/.test(p)), "the engine's core wasm was fetched");
+  assert.ok(r.served.some((p) => /^engine-threads\/inference-threads\.[0-9a-f]{8}\.wasm$/.test(p)), "the threaded engine's core wasm was fetched");
+  assert.ok(!r.served.some((p) => /^engine\//.test(p)), "the component's core wasm was not fetched");
+  // Nothing else was: the pool workers run code inside worker.js and fetch nothing.
+  const scripts = r.served.filter((p) => p.endsWith(".js"));
+  assert.ok(scripts.every((p) => ["secure-context.js", "sandbox.js", "worker.js"].includes(p)), `scripts fetched: ${scripts}`);
   const html = read("sandbox.html").toString();
   assert.match(html, /<script type="module" src="sandbox\.js" integrity="sha256-[A-Za-z0-9+/]{43}="><\/script>/);
   assert.match(html, /<link rel="stylesheet" href="sandbox\.css" integrity="sha256-[A-Za-z0-9+/]{43}=">/);
@@ -160,10 +168,35 @@ test("the model manifest changed (pointing at another model): refused; no model 
   assert.ok(!r.progress.includes("graph"));
 });
 
+test("engine-threads core wasm changed: refused by the worker's fetch; no pool worker starts", async (t) => {
+  const file = core("engine-threads", "inference-threads.wasm");
+  const r = await attempt({ overrides: { [`/${file}`]: flip(read(file)) } });
+  refused(t, r, "inference-threads.wasm");
+  assert.ok(r.message.includes("the engine (engine-threads)"), r.message);
+  assert.ok(!r.progress.includes("ready"));
+  assert.ok(r.workers.every((w) => !/pool/.test(w)), `pool workers ran: ${r.workers}`);
+});
+
+/**
+ * Overrides serving a worker.js changed as `edit` says, the site re-pinned for it as a build
+ * would pin it (so the sandbox accepts it): how a test gets a worker that picks another build.
+ */
+async function repinnedWorker(edit) {
+  const { repin } = await import("../../web/pins.mjs");
+  const pinned = repin(ASSETS, read, { "worker.js": Buffer.from(edit(read("worker.js").toString())) });
+  return Object.fromEntries(Object.entries(pinned).map(([k, v]) => [`/${k}`, v]));
+}
+/** A worker that sees one core: the threaded build is not usable, the relaxed component runs. */
+const withoutThreads = (w) => {
+  assert.equal(w.split("hardwareConcurrency").length, 2);
+  return w.replace("hardwareConcurrency", "noHardwareConcurrency");
+};
+
 for (const [dir, name] of [["engine", "inference.core.wasm"], ["engine", "inference.core2.wasm"], ["engine", "inference.core3.wasm"]]) {
-  test(`${dir}/${name} changed: refused by the worker's fetch; the engine is never instantiated`, async (t) => {
+  test(`${dir}/${name} changed: refused by the worker's fetch where the relaxed component runs; the engine is never instantiated`, async (t) => {
+    const overrides = await repinnedWorker(withoutThreads);
     const file = core(dir, name);
-    const r = await attempt({ overrides: { [`/${file}`]: flip(read(file)) } });
+    const r = await attempt({ overrides: { ...overrides, [`/${file}`]: flip(read(file)) } });
     refused(t, r, name);
     assert.ok(r.message.includes(`the engine (${dir})`), r.message);
     assert.ok(!r.progress.includes("ready"));
@@ -173,13 +206,12 @@ for (const [dir, name] of [["engine", "inference.core.wasm"], ["engine", "infere
 test("engine-baseline core wasm changed: refused where the simd128 build runs", async (t) => {
   // A browser without relaxed SIMD, as runtime.test.mjs makes one: a worker.js whose probe says
   // no, re-pinned as a build would pin it (so it is accepted), and a changed baseline engine.
-  const worker = read("worker.js").toString();
-  assert.equal(worker.split("WebAssembly.validate(").length, 2);
   const file = core("engine-baseline", "inference.core.wasm");
   const bad = flip(read(file));
-  const { repin } = await import("../../web/pins.mjs");
-  const pinned = repin(ASSETS, read, { "worker.js": Buffer.from(worker.replace("WebAssembly.validate(", "(()=>!1)(")) });
-  const overrides = Object.fromEntries(Object.entries(pinned).map(([k, v]) => [`/${k}`, v]));
+  const overrides = await repinnedWorker((w) => {
+    assert.equal(w.split("WebAssembly.validate(").length, 2);
+    return w.replace("WebAssembly.validate(", "(()=>!1)(");
+  });
   const control = await attempt({ overrides });
   assert.equal(control.ok, true, `${control.code}: ${control.message}`);
   assert.equal(control.engine.build, "simd128", "the re-pinned worker runs the baseline build");

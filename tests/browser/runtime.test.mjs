@@ -8,6 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { startServer, CHROMIUM, CHROMIUM_ARGS } from "./serve.mjs";
 
@@ -783,9 +784,40 @@ test("direct port: runs go page -> worker, skip the sandbox document, are valida
   await context.close();
 });
 
-test("engine builds: relaxed SIMD where the browser has it, the simd128 build where it does not", async (t) => {
+/** CPU time (clock ticks) of every thread of every Chromium process, by pid/tid, with its name. */
+function chromiumThreadTicks() {
+  const out = new Map();
+  for (const pid of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    let tids;
+    try {
+      if (!/chrom/i.test(fs.readFileSync(`/proc/${pid}/comm`, "utf8"))) continue;
+      tids = fs.readdirSync(`/proc/${pid}/task`);
+    } catch { continue; }
+    for (const tid of tids) {
+      try {
+        const st = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+        const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+        out.set(`${pid}/${tid}`, { name: st.slice(st.indexOf("(") + 1, st.lastIndexOf(")")), ticks: Number(f[11]) + Number(f[12]) });
+      } catch { /* the thread ended */ }
+    }
+  }
+  return out;
+}
+
+/**
+ * A worker.js that does not see more than one core: the threaded build is then not usable
+ * (engine-threads.js threadsUsable) and the relaxed component runs. Served re-pinned, as another
+ * build's worker.js would be.
+ */
+function workerWithoutThreads() {
+  const worker = fs.readFileSync(path.join(WEB, "worker.js"), "utf8");
+  assert.equal(worker.split("hardwareConcurrency").length, 2, "worker.js reads hardwareConcurrency once");
+  return Buffer.from(worker.replace("hardwareConcurrency", "noHardwareConcurrency"));
+}
+
+test("engine builds: threads where isolated, relaxed SIMD where the browser has it, the simd128 build where it does not", async (t) => {
   const manifest = JSON.parse(fs.readFileSync(path.join(WEB, "asset-manifest.json"), "utf8"));
-  for (const dir of ["engine", "engine-baseline"]) {
+  for (const dir of ["engine", "engine-baseline", "engine-threads"]) {
     const wasm = Object.keys(manifest).filter((k) => k.startsWith(`${dir}/`) && k.endsWith(".wasm"));
     assert.ok(wasm.length > 0 && wasm.every((k) => manifest[k].immutable), `${dir}: content-hashed core wasm in the manifest`);
   }
@@ -813,8 +845,22 @@ test("engine builds: relaxed SIMD where the browser has it, the simd128 build wh
     assert.deepEqual(problems, [], label);
     return { build: opened.info.engine.build, bytes: Buffer.from(b64, "base64"), info: opened.info };
   };
-  const relaxed = await runAll(A.origin, "relaxed");
-  assert.equal(relaxed.build, "relaxed-simd", "Chromium has relaxed SIMD: the relaxed build runs");
+  const threads = await runAll(A.origin, "threads");
+  assert.equal(threads.build, "relaxed-simd-threads", "isolated Chromium with relaxed SIMD and 2+ cores: the threaded build runs");
+  const pool = Number(/, (\d+) threads$/.exec(threads.info.engine.version)?.[1]);
+  t.diagnostic(`threaded build: ${threads.info.engine.version}`);
+  assert.ok(pool >= 2, `the threaded engine runs a pool of ${pool} threads (${threads.info.engine.version})`);
+  const R = await startServer({ root: WEB, repin: true, overrides: { "/worker.js": workerWithoutThreads() } });
+  let relaxed;
+  try {
+    relaxed = await runAll(R.origin, "relaxed");
+  } finally {
+    await R.close();
+  }
+  assert.equal(relaxed.build, "relaxed-simd", "Chromium has relaxed SIMD: the relaxed build runs where threads are not");
+  // The threaded build splits each matrix product between threads by output panels, never
+  // along a sum: the same bits as the single-threaded component.
+  assert.ok(threads.bytes.equals(relaxed.bytes), "the threaded build's digits outputs are bit-identical to the relaxed component's");
   // A browser without relaxed SIMD, as far as the worker can tell: Chromium 156 no longer lets
   // V8 flags switch the shipped feature off, so serve a worker.js whose one WebAssembly.validate
   // call (the probe in engine-variant.js) answers false. Everything after it is the real path.
@@ -836,6 +882,86 @@ test("engine builds: relaxed SIMD where the browser has it, the simd128 build wh
     fs.writeFileSync(path.join(ARTIFACTS, "browser-digits-probabilities-baseline.bin"), baseline.bytes);
   } finally {
     await E.close();
+  }
+});
+
+test("threaded build: SqueezeNet and ResNet-50 bit-identical to the relaxed component, computed on the pool's threads; bad input a clear error", async (t) => {
+  // onnx's light CNNs from the onnx wheel (requirements-test.txt; Apache-2.0), as scripts/bench-web
+  // benches them; run through the worker's engine object, the one worker.js runs models with.
+  const light = execFileSync("python3", ["-c", "import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), 'backend', 'test', 'data', 'light'))"], { encoding: "utf8" }).trim();
+  const models = Object.fromEntries(["squeezenet", "resnet50"].map((m) => [m, fs.readFileSync(path.join(light, `light_${m}.onnx`)).toString("base64")]));
+  const computeAll = async (origin, label) => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const problems = [];
+    page.on("console", (m) => { if (m.type() === "error" || /Content Security Policy|Trusted Type/i.test(m.text())) problems.push(m.text()); });
+    await page.goto(`${origin}/__test/blank.html`);
+    const opened = await openInPage(page);
+    assert.ok(opened.ok, `${label}: ${opened.code}: ${opened.message}`);
+    const worker = await engineWorker(page);
+    const r = await worker.evaluate(({ models }) => {
+      const e = /** @type {any} */ (globalThis).__secureContextEngine;
+      const out = {};
+      for (const [name, b64] of Object.entries(models)) {
+        const g = e.graph.load([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], "onnx", "cpu");
+        const input = e.introspection.describe(g).inputs[0];
+        const shape = input.shape.map((d) => Number(d.val));
+        const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+        for (let i = 0; i < data.length; i++) data[i] = ((i * 2654435761) % 1000) / 1000 - 0.5;
+        const ctx = g.initExecutionContext();
+        const t0 = performance.now();
+        const [[, y]] = ctx.compute([[input.name, new e.tensor.Tensor(Uint32Array.from(shape), "FP32", new Uint8Array(data.buffer))]]);
+        const ms = performance.now() - t0;
+        let s = "";
+        const bytes = y.data();
+        for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+        let bad = null;
+        try {
+          ctx.compute([[input.name, new e.tensor.Tensor(Uint32Array.from([1, 3, 2, 2]), "FP32", new Uint8Array(48))]]);
+        } catch (err) {
+          bad = { code: String(err.payload?.code()), message: String(err.payload?.data()) };
+        }
+        // Kept for the busy-threads check below (ResNet-50: ~95% of its time in matrix products).
+        const again = () => ctx.compute([[input.name, new e.tensor.Tensor(Uint32Array.from(shape), "FP32", new Uint8Array(data.buffer))]]);
+        globalThis.__again = { ...(globalThis.__again ?? {}), [name]: again };
+        g[Symbol.dispose]?.();
+        out[name] = { b64: btoa(s), ms, bad };
+      }
+      return out;
+    }, { models });
+    // Which of the browser's threads did the work of 5 more ResNet-50 runs (Linux: /proc).
+    const before = chromiumThreadTicks();
+    await worker.evaluate(() => { for (let i = 0; i < 5; i++) globalThis.__again.resnet50(); });
+    const after = chromiumThreadTicks();
+    const busy = [...after].filter(([k, v]) => /DedicatedWorker/.test(v.name))
+      .map(([k, v]) => v.ticks - (before.get(k)?.ticks ?? 0)).filter((d) => d > 0).sort((a, b) => b - a);
+    await context.close();
+    assert.deepEqual(problems, [], label);
+    return { build: opened.info.engine.build, version: opened.info.engine.version, r, busy };
+  };
+  const threads = await computeAll(A.origin, "threads");
+  assert.equal(threads.build, "relaxed-simd-threads");
+  const R = await startServer({ root: WEB, repin: true, overrides: { "/worker.js": workerWithoutThreads() } });
+  let relaxed;
+  try {
+    relaxed = await computeAll(R.origin, "relaxed");
+  } finally {
+    await R.close();
+  }
+  assert.equal(relaxed.build, "relaxed-simd");
+  // The pool really computes: in the threaded build the work of a ResNet-50 run is spread over
+  // worker threads (the pool's), in the component it is one worker thread's. Rayon steals work,
+  // so a thread the OS starves does less: the second-busiest need only carry a fifth of the first's.
+  t.diagnostic(`CPU ticks of the busiest worker threads over 5 ResNet-50 runs: threads ${threads.busy.slice(0, 4).join(", ")}; component ${relaxed.busy.slice(0, 4).join(", ")}`);
+  assert.ok(threads.busy.length >= 2 && threads.busy[1] >= threads.busy[0] / 5, `the threaded build's work ran on one thread: ${threads.busy}`);
+  assert.ok(!(relaxed.busy.length >= 2 && relaxed.busy[1] >= relaxed.busy[0] / 5), `the component's work ran on several threads: ${relaxed.busy}`);
+  for (const m of Object.keys(models)) {
+    t.diagnostic(`${m}: threads (${threads.version}) ${threads.r[m].ms.toFixed(1)} ms, component ${relaxed.r[m].ms.toFixed(1)} ms (one run each, not a benchmark)`);
+    assert.ok(threads.r[m].b64.length > 100, `${m}: an output`);
+    assert.equal(threads.r[m].b64, relaxed.r[m].b64, `${m}: the threaded build's output is bit-identical to the relaxed component's`);
+    // Bad input: the same wasi-nn error from both builds.
+    assert.equal(threads.r[m].bad?.code, "invalid-argument", JSON.stringify(threads.r[m].bad));
+    assert.deepEqual(threads.r[m].bad, relaxed.r[m].bad);
   }
 });
 

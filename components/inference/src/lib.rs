@@ -20,7 +20,9 @@ mod onnx_value_info;
 pub mod tensor;
 mod tflite;
 
-#[cfg(target_arch = "wasm32")]
+// The component (wasm32-wasip2); the threaded core build (wasm32-wasip1-threads) exports a C ABI
+// instead (components/inference-threads).
+#[cfg(all(target_arch = "wasm32", target_env = "p2"))]
 mod component;
 
 pub use describe::{Dim, GraphInfo, IoInfo};
