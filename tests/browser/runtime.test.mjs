@@ -685,7 +685,8 @@ test("the sandbox starts its engine before init, where the browser names an allo
     document.body.append(frame);
   }, "/sandbox.html");
   // No init was sent: the engine's core wasm is fetched (and compiled) all the same.
-  const engineFetched = () => browserRequests.some((r) => r.label === "prestart" && /\/engine(-baseline)?\/inference\.core\.[0-9a-f]+\.wasm$/.test(new URL(r.url).pathname));
+  // Whichever build this browser picks (engine-variant.js): the threaded module or a component's core wasm.
+  const engineFetched = () => browserRequests.some((r) => r.label === "prestart" && /\/(engine(-baseline)?\/inference\.core|engine-threads\/inference-threads)\.[0-9a-f]+\.wasm$/.test(new URL(r.url).pathname));
   await waitFor(engineFetched, "the engine's core wasm, before any init", 30000);
   const worker = await engineWorker(page);
   await waitFor(() => worker.evaluate(() => globalThis.__secureContextEngine != null), "the engine instantiated", 60000);
