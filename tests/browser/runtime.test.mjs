@@ -92,6 +92,22 @@ async function newPage(context, label) {
   return { page, problems };
 }
 
+/**
+ * A fresh context and page on `origin` with the sandbox opened (openInPage), collecting console
+ * errors and CSP/Trusted Types messages in `problems`.
+ * @param {string} origin @param {string} label names the run in assertion messages
+ */
+async function openWatched(origin, label) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const problems = [];
+  page.on("console", (m) => { if (m.type() === "error" || /Content Security Policy|Trusted Type/i.test(m.text())) problems.push(m.text()); });
+  await page.goto(`${origin}/__test/blank.html`);
+  const opened = await openInPage(page);
+  assert.ok(opened.ok, `${label}: ${opened.code}: ${opened.message}`);
+  return { context, page, problems, opened };
+}
+
 /** In a page of `origin`, create a sandbox iframe the way a client page does and open a context. */
 async function openInPage(page, { src = "/sandbox.html", requireIsolation = false, timeoutMs } = {}) {
   return page.evaluate(async ({ src, requireIsolation, timeoutMs }) => {
@@ -826,13 +842,7 @@ test("engine builds: threads where isolated, relaxed SIMD where the browser has 
   const n = Math.min(N_DIGITS, x.shape[0]);
   const images = Buffer.from(x.data.buffer, 0, n * 64 * 4).toString("base64");
   const runAll = async (origin, label) => {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    const problems = [];
-    page.on("console", (m) => { if (m.type() === "error" || /Content Security Policy|Trusted Type/i.test(m.text())) problems.push(m.text()); });
-    await page.goto(`${origin}/__test/blank.html`);
-    const opened = await openInPage(page);
-    assert.ok(opened.ok, `${label}: ${opened.code}: ${opened.message}`);
+    const { context, page, problems, opened } = await openWatched(origin, label);
     const b64 = await page.evaluate(async ({ images, n }) => {
       const all = new Float32Array(Uint8Array.from(atob(images), (c) => c.charCodeAt(0)).buffer);
       const probs = new Float32Array(n * 10);
@@ -892,13 +902,7 @@ test("threaded build: SqueezeNet and ResNet-50 bit-identical to the relaxed comp
   const light = execFileSync("python3", ["-c", "import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), 'backend', 'test', 'data', 'light'))"], { encoding: "utf8" }).trim();
   const models = Object.fromEntries(["squeezenet", "resnet50"].map((m) => [m, fs.readFileSync(path.join(light, `light_${m}.onnx`)).toString("base64")]));
   const computeAll = async (origin, label) => {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    const problems = [];
-    page.on("console", (m) => { if (m.type() === "error" || /Content Security Policy|Trusted Type/i.test(m.text())) problems.push(m.text()); });
-    await page.goto(`${origin}/__test/blank.html`);
-    const opened = await openInPage(page);
-    assert.ok(opened.ok, `${label}: ${opened.code}: ${opened.message}`);
+    const { context, page, problems, opened } = await openWatched(origin, label);
     const worker = await engineWorker(page);
     const r = await worker.evaluate(({ models }) => {
       const e = /** @type {any} */ (globalThis).__secureContextEngine;
