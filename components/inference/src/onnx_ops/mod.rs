@@ -11,6 +11,7 @@ mod binarizer;
 mod bitcast;
 mod cast;
 mod col2im;
+mod conv_transpose;
 mod crop_pad;
 mod cumprod;
 mod det;
@@ -42,6 +43,7 @@ pub fn install(reg: &mut OnnxOpRegister, model: &mut ModelProto) -> TractResult<
     qlinear_matmul::register(reg);
     affine_grid::register(reg);
     col2im::register(reg);
+    conv_transpose::register(reg);
     binarizer::register(reg);
     bitcast::register(reg);
     cumprod::register(reg);
