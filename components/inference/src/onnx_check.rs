@@ -55,7 +55,71 @@ fn check_graph(graph: &GraphProto, what: &str) -> NnResult<()> {
 /// No tensor has anywhere near this many dimensions.
 const MAX_AXIS: u64 = 1024;
 
+/// Window attributes, as the spec defines them for every operator that has them (convolutions
+/// and pools): tract divides by strides and block sizes, subtracts one from sizes, and indexes
+/// `pads` as a begin and an end per axis of `kernel_shape`, trusting all of it.
+fn check_window(node: &NodeProto) -> NnResult<()> {
+    let ints = |name: &str| {
+        node.attribute
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.ints.as_slice())
+    };
+    let int = |name: &str| node.attribute.iter().find(|a| a.name == name).map(|a| a.i);
+    let refuse = |why: String| {
+        Err(NnError::invalid(format!(
+            "not a valid ONNX model: {} node \"{}\" has {why}",
+            node.op_type, node.name
+        )))
+    };
+    for name in ["strides", "dilations", "kernel_shape"] {
+        if let Some(v) = ints(name).and_then(|v| v.iter().find(|&&v| v < 1)) {
+            return refuse(format!("{name} with {v}; each must be at least 1"));
+        }
+    }
+    for name in ["blocksize", "size"] {
+        if let Some(v) = int(name).filter(|&v| v < 1) {
+            if matches!(
+                node.op_type.as_str(),
+                "DepthToSpace" | "SpaceToDepth" | "LRN"
+            ) {
+                return refuse(format!("{name} = {v}; it must be at least 1"));
+            }
+        }
+    }
+    if let Some(pads) = ints("pads") {
+        if !pads.len().is_multiple_of(2) {
+            return refuse(format!(
+                "{} pads, not a begin and an end per axis",
+                pads.len()
+            ));
+        }
+        if let Some(kernel) = ints("kernel_shape") {
+            if pads.len() != 2 * kernel.len() {
+                return refuse(format!(
+                    "{} pads for a kernel_shape of {} axes",
+                    pads.len(),
+                    kernel.len()
+                ));
+            }
+        }
+    }
+    if let Some(kernel) = ints("kernel_shape") {
+        for name in ["strides", "dilations"] {
+            if let Some(v) = ints(name).filter(|v| v.len() != kernel.len()) {
+                return refuse(format!(
+                    "{name} of {} axes for a kernel_shape of {}",
+                    v.len(),
+                    kernel.len()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_node(node: &NodeProto) -> NnResult<()> {
+    check_window(node)?;
     for a in &node.attribute {
         if !matches!(a.name.as_str(), "axis" | "axes") {
             continue;
