@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The ONNX models in tests/fuzz-regressions/ written by hand rather than found by the fuzzer: one
 per assumption of tract-onnx that components/inference/src/onnx_ops/conv_transpose.rs (the
-ConvTranspose geometry) and onnx_check.rs (window attributes) now check. The fuzzer found the
+ConvTranspose geometry), onnx_ops/spatial.rs (a spatial axis for convolutions and pools) and
+onnx_check.rs (window attributes) now check. The fuzzer found the
 first, onnx-conv-transpose-output-shape-too-small.onnx; these are its neighbours, and window
 attributes probed the same way. Each panicked in tract before, in the fuzzer's build, which
 checks overflow: an unsigned subtraction that underflows, a division by zero or an index out of
@@ -48,3 +49,6 @@ one_node("onnx-maxpool-pads-odd", "MaxPool", [1, 1, 3, 3], kernel_shape=[2, 2], 
 one_node("onnx-lrn-size-zero", "LRN", [1, 3, 2, 2], size=0)
 # a block size of 0: divides by zero
 one_node("onnx-spacetodepth-blocksize-zero", "SpaceToDepth", [1, 1, 4, 4], blocksize=0)
+# no spatial axis: tract computes hw_rank - 1 and reads a stride with get_unchecked there
+one_node("onnx-conv-rank2", "Conv", [3, 3], [3, 3])
+one_node("onnx-maxpool-rank2", "MaxPool", [3, 3], kernel_shape=[2])

@@ -15,12 +15,7 @@ pub fn register(reg: &mut OnnxOpRegister) {
 
 fn conv_transpose(ctx: &ParsingContext, node: &NodeProto) -> super::Built {
     let geometry = Geometry::parse(node)?;
-    let (op, extra) = super::tract_builder(ctx, node)?;
-    let tract = op
-        .as_op()
-        .downcast_ref::<Box<dyn Expansion>>()
-        .context("tract-onnx's ConvTranspose is not an expansion")?
-        .clone();
+    let (tract, extra) = super::tract_expansion(ctx, node)?;
     Ok((expand(Checked { geometry, tract }), extra))
 }
 

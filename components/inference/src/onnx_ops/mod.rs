@@ -25,6 +25,7 @@ mod quant;
 mod recurrent;
 mod scatter;
 mod sequences;
+mod spatial;
 
 pub use lower::Declared;
 
@@ -52,6 +53,7 @@ pub fn install(reg: &mut OnnxOpRegister, model: &mut ModelProto) -> TractResult<
     lp_pool::register(reg);
     optional::register(reg);
     scatter::register(reg);
+    spatial::register(reg);
     lower::lower(model)
 }
 
@@ -66,6 +68,21 @@ fn tract_builder(ctx: &ParsingContext, node: &NodeProto) -> Built {
         .get(&node.op_type)
         .with_context(|| format!("tract-onnx has no {} operator", node.op_type))?;
     builder(ctx, node)
+}
+
+/// tract-onnx's own operator for `node` as the expansion it is, for the wrappers that check
+/// what tract assumes and then hand the node to it (`conv_transpose.rs`, `spatial.rs`).
+fn tract_expansion(
+    ctx: &ParsingContext,
+    node: &NodeProto,
+) -> TractResult<(Box<dyn Expansion>, Vec<String>)> {
+    let (op, extra) = tract_builder(ctx, node)?;
+    let expansion = op
+        .as_op()
+        .downcast_ref::<Box<dyn Expansion>>()
+        .with_context(|| format!("tract-onnx's {} is not an expansion", node.op_type))?
+        .clone();
+    Ok((expansion, extra))
 }
 
 /// The element type (`TensorProto.DataType`) a graph declares for a value, as far as the
